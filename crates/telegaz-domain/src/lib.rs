@@ -1,0 +1,21 @@
+//! The Telegaz domain model.
+//!
+//! Plain values that every other crate shares: devices (БПЭК units and their
+//! accounts), uploads (files a device sent us, as received) and audit events.
+//! Nothing here performs I/O; the crates that receive, store and show data all
+//! depend on this one and on nothing of each other's that they do not need.
+
+mod audit;
+mod device;
+mod digest;
+mod upload;
+
+pub use audit::{AuditEvent, AuditKind, NewAuditEvent};
+pub use device::{Device, DeviceId, DeviceName, InvalidDeviceName};
+pub use digest::{ParseDigestError, Sha256Digest};
+pub use upload::{
+    FileName, NewUpload, PartialReason, Upload, UploadFinish, UploadId, UploadMode, UploadStatus,
+};
+
+/// A point in time (UTC), as used throughout the model.
+pub type Timestamp = jiff::Timestamp;

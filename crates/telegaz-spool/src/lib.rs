@@ -1,0 +1,463 @@
+//! The spool: where received bytes live, durably.
+//!
+//! Layout under the spool root:
+//!
+//! ```text
+//! incoming/<upload-id>.part      bytes of a transfer in progress (server-made name)
+//! objects/<aa>/<sha256>          every distinct content, stored once
+//! ```
+//!
+//! A transfer streams into `incoming/`, hashing as it goes. [`Spool::commit`]
+//! fsyncs the file, hard-links it into `objects/` under its SHA-256 (unless that
+//! content is already there) and fsyncs the directory. The caller records the
+//! upload in the database and only then calls [`Spool::remove_temp`]; so at every
+//! instant either the temporary file or the object (or both) holds the bytes, and a
+//! crash at any point leaves something start-up reconciliation can account for.
+//!
+//! Names clients send never reach the file system: they are metadata only.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use telegaz_domain::Sha256Digest;
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Failures of the spool, with the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool file {path} is not what was expected: {detail}")]
+    Inconsistent { path: PathBuf, detail: String },
+}
+
+impl SpoolError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        SpoolError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// True when the error means the disk is full (the client should hear 452).
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            SpoolError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            SpoolError::Inconsistent { .. } => false,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, SpoolError>;
+
+/// Result of committing a temporary file into the object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    /// False when identical content was already stored (the bytes are kept once).
+    pub newly_stored: bool,
+}
+
+/// The local-directory spool.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+    incoming: PathBuf,
+    objects: PathBuf,
+}
+
+impl Spool {
+    /// Open (creating if needed) the spool under `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let incoming = root.join("incoming");
+        let objects = root.join("objects");
+        for dir in [&root, &incoming, &objects] {
+            std::fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
+        }
+        for dir in [&root, &incoming, &objects] {
+            sync_dir(dir)?;
+        }
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+        Ok(Spool {
+            root,
+            incoming,
+            objects,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn temp_path(&self, upload_id: i64) -> PathBuf {
+        self.incoming.join(format!("{upload_id}.part"))
+    }
+
+    pub fn object_path(&self, sha: &Sha256Digest) -> PathBuf {
+        let hex = sha.to_hex();
+        self.objects.join(&hex[..2]).join(hex)
+    }
+
+    /// Start a temporary file for an upload. Fails if one exists already.
+    pub async fn create_temp(&self, upload_id: i64) -> Result<TempFile> {
+        let path = self.temp_path(upload_id);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| SpoolError::io(&path, e))?;
+        Ok(TempFile {
+            upload_id,
+            path,
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Make a temporary file's bytes durable and store them as an object.
+    /// The temporary file stays until [`Spool::remove_temp`].
+    pub async fn commit(&self, mut temp: TempFile) -> Result<Committed> {
+        temp.file
+            .flush()
+            .await
+            .map_err(|e| SpoolError::io(&temp.path, e))?;
+        temp.file
+            .sync_all()
+            .await
+            .map_err(|e| SpoolError::io(&temp.path, e))?;
+        let sha256 = Sha256Digest(temp.hasher.finalize().into());
+        let size = temp.size;
+        drop(temp.file);
+        let newly_stored = self.link_object(&temp.path, &sha256, size).await?;
+        Ok(Committed {
+            sha256,
+            size,
+            newly_stored,
+        })
+    }
+
+    /// Hash an existing temporary file (left by a crash) and store it as an object.
+    pub async fn commit_existing_temp(&self, upload_id: i64) -> Result<Committed> {
+        let path = self.temp_path(upload_id);
+        self.commit_existing_file(&path).await
+    }
+
+    async fn commit_existing_file(&self, path: &Path) -> Result<Committed> {
+        let file = File::open(path)
+            .await
+            .map_err(|e| SpoolError::io(path, e))?;
+        file.sync_all().await.map_err(|e| SpoolError::io(path, e))?;
+        let (sha256, size) = hash_reader(file, path).await?;
+        let newly_stored = self.link_object(path, &sha256, size).await?;
+        Ok(Committed {
+            sha256,
+            size,
+            newly_stored,
+        })
+    }
+
+    async fn link_object(&self, temp: &Path, sha: &Sha256Digest, size: u64) -> Result<bool> {
+        let obj = self.object_path(sha);
+        let dir = obj
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| self.objects.clone());
+        let temp = temp.to_owned();
+        let objects = self.objects.clone();
+        run_blocking(move || {
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir).map_err(|e| SpoolError::io(&dir, e))?;
+                sync_dir(&objects)?;
+            }
+            let newly = match std::fs::hard_link(&temp, &obj) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let existing = std::fs::metadata(&obj).map_err(|e| SpoolError::io(&obj, e))?;
+                    if existing.len() != size {
+                        return Err(SpoolError::Inconsistent {
+                            path: obj,
+                            detail: format!(
+                                "object has {} bytes, content with this SHA-256 has {size}",
+                                existing.len()
+                            ),
+                        });
+                    }
+                    false
+                }
+                Err(e) => return Err(SpoolError::io(&obj, e)),
+            };
+            sync_dir(&dir)?;
+            Ok(newly)
+        })
+        .await
+    }
+
+    /// Remove an upload's temporary file once its record is final.
+    pub async fn remove_temp(&self, upload_id: i64) -> Result<()> {
+        let path = self.temp_path(upload_id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SpoolError::io(&path, e)),
+        }
+    }
+
+    pub async fn object_exists(&self, sha: &Sha256Digest) -> Result<bool> {
+        let path = self.object_path(sha);
+        tokio::fs::try_exists(&path)
+            .await
+            .map_err(|e| SpoolError::io(&path, e))
+    }
+
+    /// Open stored content for reading.
+    pub async fn open_object(&self, sha: &Sha256Digest) -> Result<File> {
+        let path = self.object_path(sha);
+        File::open(&path)
+            .await
+            .map_err(|e| SpoolError::io(&path, e))
+    }
+
+    /// Read the first `len` bytes of stored content.
+    pub async fn read_prefix(&self, sha: &Sha256Digest, len: u64) -> Result<Vec<u8>> {
+        let path = self.object_path(sha);
+        let file = self.open_object(sha).await?;
+        let mut buf = Vec::new();
+        file.take(len)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| SpoolError::io(&path, e))?;
+        if (buf.len() as u64) < len {
+            return Err(SpoolError::Inconsistent {
+                path,
+                detail: format!("expected at least {len} bytes, found {}", buf.len()),
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Upload ids of temporary files present now (left over after a crash when
+    /// called at start-up). Files with other names are reported separately.
+    pub fn list_temps(&self) -> Result<(Vec<i64>, Vec<PathBuf>)> {
+        let mut ids = Vec::new();
+        let mut strangers = Vec::new();
+        let rd =
+            std::fs::read_dir(&self.incoming).map_err(|e| SpoolError::io(&self.incoming, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| SpoolError::io(&self.incoming, e))?;
+            let path = entry.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".part"))
+                .and_then(|n| n.parse::<i64>().ok());
+            match id {
+                Some(id) => ids.push(id),
+                None => strangers.push(path),
+            }
+        }
+        ids.sort_unstable();
+        Ok((ids, strangers))
+    }
+
+    /// Every stored object, by digest. Files that are not named by a digest are
+    /// returned separately.
+    pub fn list_objects(&self) -> Result<(Vec<Sha256Digest>, Vec<PathBuf>)> {
+        let mut digests = Vec::new();
+        let mut strangers = Vec::new();
+        let top = std::fs::read_dir(&self.objects).map_err(|e| SpoolError::io(&self.objects, e))?;
+        for sub in top {
+            let sub = sub.map_err(|e| SpoolError::io(&self.objects, e))?;
+            let sub_path = sub.path();
+            if !sub_path.is_dir() {
+                strangers.push(sub_path);
+                continue;
+            }
+            let rd = std::fs::read_dir(&sub_path).map_err(|e| SpoolError::io(&sub_path, e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| SpoolError::io(&sub_path, e))?;
+                let path = entry.path();
+                match path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<Sha256Digest>().ok())
+                {
+                    Some(d) if sub.file_name().to_str() == Some(&d.to_hex()[..2]) => {
+                        digests.push(d)
+                    }
+                    _ => strangers.push(path),
+                }
+            }
+        }
+        digests.sort_unstable();
+        Ok((digests, strangers))
+    }
+
+    /// Hash stored content again (for verification).
+    pub async fn hash_object(&self, sha: &Sha256Digest) -> Result<(Sha256Digest, u64)> {
+        let path = self.object_path(sha);
+        let file = self.open_object(sha).await?;
+        hash_reader(file, &path).await
+    }
+}
+
+/// A transfer in progress: bytes go to disk and into the running hash.
+#[derive(Debug)]
+pub struct TempFile {
+    upload_id: i64,
+    path: PathBuf,
+    file: File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl TempFile {
+    pub fn upload_id(&self) -> i64 {
+        self.upload_id
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append bytes.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<()> {
+        self.file
+            .write_all(buf)
+            .await
+            .map_err(|e| SpoolError::io(&self.path, e))?;
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+async fn hash_reader(mut file: File, path: &Path) -> Result<(Sha256Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| SpoolError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((Sha256Digest(hasher.finalize().into()), size))
+}
+
+/// fsync a directory so that entries created in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SpoolError::io(dir, e))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(join) => Err(SpoolError::Io {
+            path: PathBuf::new(),
+            source: io::Error::other(format!("blocking spool task failed: {join}")),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha_of(data: &[u8]) -> Sha256Digest {
+        Sha256Digest(Sha256::digest(data).into())
+    }
+
+    #[tokio::test]
+    async fn commit_stores_content_once_and_keeps_temp_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+
+        let mut t = spool.create_temp(1).await.unwrap();
+        t.write(b"hello ").await.unwrap();
+        t.write(b"world").await.unwrap();
+        let c = spool.commit(t).await.unwrap();
+        assert_eq!(c.size, 11);
+        assert_eq!(c.sha256, sha_of(b"hello world"));
+        assert!(c.newly_stored);
+        assert!(
+            spool.temp_path(1).exists(),
+            "temp stays until the record is final"
+        );
+        spool.remove_temp(1).await.unwrap();
+        assert!(!spool.temp_path(1).exists());
+
+        let mut t = spool.create_temp(2).await.unwrap();
+        t.write(b"hello world").await.unwrap();
+        let c2 = spool.commit(t).await.unwrap();
+        assert!(!c2.newly_stored, "same content is stored once");
+        spool.remove_temp(2).await.unwrap();
+
+        let (objs, strangers) = spool.list_objects().unwrap();
+        assert_eq!(objs, vec![c.sha256]);
+        assert!(strangers.is_empty());
+        assert_eq!(spool.read_prefix(&c.sha256, 5).await.unwrap(), b"hello");
+        assert_eq!(spool.hash_object(&c.sha256).await.unwrap(), (c.sha256, 11));
+    }
+
+    #[tokio::test]
+    async fn temp_names_are_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let _t = spool.create_temp(7).await.unwrap();
+        assert!(spool.create_temp(7).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn leftover_temps_are_listed_and_committable() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut t = spool.create_temp(42).await.unwrap();
+        t.write(b"partial da").await.unwrap();
+        drop(t); // the process "dies" here
+        std::fs::write(dir.path().join("incoming").join("junk.tmp"), b"x").unwrap();
+        let (ids, strangers) = spool.list_temps().unwrap();
+        assert_eq!(ids, vec![42]);
+        assert_eq!(strangers.len(), 1);
+        let c = spool.commit_existing_temp(42).await.unwrap();
+        assert_eq!(c.sha256, sha_of(b"partial da"));
+        assert_eq!(c.size, 10);
+    }
+
+    #[tokio::test]
+    async fn read_prefix_longer_than_content_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut t = spool.create_temp(1).await.unwrap();
+        t.write(b"abc").await.unwrap();
+        let c = spool.commit(t).await.unwrap();
+        assert!(spool.read_prefix(&c.sha256, 4).await.is_err());
+    }
+}

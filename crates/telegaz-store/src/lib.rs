@@ -1,0 +1,250 @@
+//! Telegaz storage.
+//!
+//! One [`Database`] trait that the rest of Telegaz talks to, and its backends, each
+//! with its own embedded, versioned migrations. SQLite is the embedded default.
+
+mod path;
+mod sqlite;
+mod time;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use telegaz_domain::{
+    AuditEvent, AuditKind, Device, DeviceId, DeviceName, NewAuditEvent, NewUpload, Sha256Digest,
+    Timestamp, Upload, UploadFinish, UploadId, UploadStatus,
+};
+
+pub use path::{join_path, split_path};
+pub use sqlite::SqliteDatabase;
+
+/// Storage failures, phrased for the operator who has to act on them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database URL {url:?} is not supported: {hint}")]
+    UnsupportedUrl { url: String, hint: String },
+    #[error(
+        "cannot open the database at {location}: {source}. Check that the directory exists and is writable, and that no other program holds the file"
+    )]
+    Open {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "database migration failed: {0}. The database may be from a newer Telegaz; restore a backup or upgrade"
+    )]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error while {context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the database holds a value Telegaz cannot read ({0}); was it edited by hand?")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { context, source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A device to create.
+#[derive(Clone)]
+pub struct NewDevice {
+    pub name: DeviceName,
+    pub login: DeviceName,
+    pub password_hash: String,
+    pub allowed_networks: Vec<String>,
+}
+
+/// Changes to a device; `None` leaves a field as it is.
+#[derive(Clone, Default)]
+pub struct DeviceUpdate {
+    pub password_hash: Option<String>,
+    pub enabled: Option<bool>,
+    pub allowed_networks: Option<Vec<String>>,
+}
+
+/// Outcome of recording the end of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishedUpload {
+    /// The earlier upload from the same device with the same content, if any.
+    pub duplicate_of: Option<UploadId>,
+}
+
+/// A file found in the spool with no record.
+#[derive(Debug, Clone)]
+pub struct RecoveredUpload {
+    pub device_id: Option<DeviceId>,
+    /// What the file was called where it was found (a server-made name).
+    pub found_as: String,
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    pub found_at: Timestamp,
+}
+
+/// Which uploads to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct UploadFilter {
+    pub device_id: Option<DeviceId>,
+    pub status: Option<UploadStatus>,
+    pub since: Option<Timestamp>,
+    /// Only uploads with an id below this (for paging back in time).
+    pub before_id: Option<UploadId>,
+    pub limit: Option<u32>,
+}
+
+/// Which audit events to list, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<Timestamp>,
+    pub device_id: Option<DeviceId>,
+    pub kind: Option<AuditKind>,
+    pub limit: Option<u32>,
+}
+
+/// A file as a device sees it over FTP.
+#[derive(Debug, Clone)]
+pub struct NsFile {
+    pub path: String,
+    pub upload_id: UploadId,
+    pub size: u64,
+    pub sha256: Option<Sha256Digest>,
+    pub status: UploadStatus,
+    pub modified: Timestamp,
+}
+
+/// A directory as a device sees it.
+#[derive(Debug, Clone)]
+pub struct NsDir {
+    pub path: String,
+    pub created: Timestamp,
+}
+
+/// One directory's content.
+#[derive(Debug, Clone, Default)]
+pub struct NsListing {
+    pub dirs: Vec<NsDir>,
+    pub files: Vec<NsFile>,
+}
+
+/// What a rename moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renamed {
+    /// A file; `replaced` is the upload the target name pointed at before.
+    File {
+        upload_id: UploadId,
+        replaced: Option<UploadId>,
+    },
+    /// A directory with everything below it.
+    Dir { files: u64 },
+}
+
+/// Everything Telegaz stores about devices, uploads and the audit trail.
+///
+/// Paths are absolute virtual paths in a device's namespace ("/", "/arch/a.txt"),
+/// already normalised by the caller.
+#[async_trait]
+pub trait Database: Send + Sync + 'static {
+    // Devices.
+    async fn create_device(&self, device: NewDevice) -> Result<Device>;
+    async fn device_by_id(&self, id: DeviceId) -> Result<Option<Device>>;
+    async fn device_by_name(&self, name: &str) -> Result<Option<Device>>;
+    async fn device_by_login(&self, login: &str) -> Result<Option<Device>>;
+    async fn list_devices(&self) -> Result<Vec<Device>>;
+    async fn update_device(&self, id: DeviceId, update: DeviceUpdate) -> Result<Device>;
+
+    // Uploads.
+    /// Record a transfer that is starting (status `receiving`).
+    async fn begin_upload(&self, upload: &NewUpload) -> Result<UploadId>;
+    /// Record how a transfer ended and point the device's name at it, in one transaction.
+    async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload>;
+    async fn record_recovered(&self, found: &RecoveredUpload) -> Result<UploadId>;
+    async fn upload(&self, id: UploadId) -> Result<Option<Upload>>;
+    async fn list_uploads(&self, filter: &UploadFilter) -> Result<Vec<Upload>>;
+    /// Every digest some upload record refers to.
+    async fn referenced_digests(&self) -> Result<Vec<Sha256Digest>>;
+
+    // The per-device namespace.
+    async fn ns_file(&self, device: DeviceId, path: &str) -> Result<Option<NsFile>>;
+    async fn ns_dir_exists(&self, device: DeviceId, path: &str) -> Result<bool>;
+    async fn ns_list(&self, device: DeviceId, dir: &str) -> Result<NsListing>;
+    async fn ns_mkdir(&self, device: DeviceId, path: &str) -> Result<()>;
+    async fn ns_rmdir(&self, device: DeviceId, path: &str) -> Result<()>;
+    /// Remove a name from the device's view; the upload stays. Returns its id.
+    async fn ns_delete(&self, device: DeviceId, path: &str) -> Result<UploadId>;
+    async fn ns_rename(&self, device: DeviceId, from: &str, to: &str) -> Result<Renamed>;
+
+    // Audit trail.
+    async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()>;
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+}
+
+/// Open the database a URL names, running its migrations.
+///
+/// `sqlite://PATH` (created if missing) is the embedded default.
+pub async fn connect(url: &str) -> Result<Arc<dyn Database>> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(StoreError::UnsupportedUrl {
+                url: url.to_owned(),
+                hint: "name the database file, e.g. sqlite://./telegaz-data/telegaz.db".into(),
+            });
+        }
+        return Ok(Arc::new(SqliteDatabase::open(path).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::UnsupportedUrl {
+            url: redact_url(url),
+            hint: "PostgreSQL is not available in this build yet; use sqlite://FILE".into(),
+        });
+    }
+    Err(StoreError::UnsupportedUrl {
+        url: redact_url(url),
+        hint: "use sqlite://FILE".into(),
+    })
+}
+
+/// A URL with any password replaced, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://tg:hunter2@db:5432/telegaz"),
+            "postgres://tg:***@db:5432/telegaz"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,915 @@
+//! The SQLite backend: one file, WAL journal, `synchronous = FULL` so that a
+//! committed upload record survives power loss.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use telegaz_domain::{
+    AuditEvent, AuditKind, Device, DeviceId, DeviceName, NewAuditEvent, NewUpload, Sha256Digest,
+    Timestamp, Upload, UploadFinish, UploadId, UploadMode, UploadStatus,
+};
+
+use crate::path::{join_path, split_path};
+use crate::time::{from_text, to_text};
+use crate::{
+    AuditFilter, Database, DeviceUpdate, FinishedUpload, NewDevice, NsDir, NsFile, NsListing,
+    RecoveredUpload, Renamed, Result, StoreError, UploadFilter,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Transactions that write take the lock up front, so concurrent writers queue
+/// (busy timeout) instead of failing on lock upgrade.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The SQLite [`Database`].
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+}
+
+impl SqliteDatabase {
+    /// Open (creating if missing) the database file and bring its schema up to date.
+    pub async fn open(path: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: path.to_owned(),
+                source,
+            })?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteDatabase { pool })
+    }
+
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(StoreError::query("starting a write transaction"))
+    }
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, name, login, password_hash, enabled, allowed_networks, created_at";
+
+fn device_from_row(row: &SqliteRow) -> Result<Device> {
+    let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("device row: {e}"));
+    let name: String = row.try_get("name").map_err(get_err)?;
+    let login: String = row.try_get("login").map_err(get_err)?;
+    let networks: String = row.try_get("allowed_networks").map_err(get_err)?;
+    let created: String = row.try_get("created_at").map_err(get_err)?;
+    Ok(Device {
+        id: DeviceId(row.try_get("id").map_err(get_err)?),
+        name: DeviceName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        login: DeviceName::parse(&login).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        password_hash: row.try_get("password_hash").map_err(get_err)?,
+        enabled: row.try_get::<i64, _>("enabled").map_err(get_err)? != 0,
+        allowed_networks: networks
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        created_at: from_text(&created)?,
+    })
+}
+
+const UPLOAD_SELECT: &str = "SELECT u.id, u.device_id, d.name AS device_name, u.original_name, \
+     u.original_name_raw, u.path, u.final_path, u.mode, u.size, u.sha256, u.status, u.reason, \
+     u.duplicate_of, u.resumed_from, u.peer, u.session, u.started_at, u.received_at, \
+     u.deleted_by_device \
+     FROM uploads u LEFT JOIN devices d ON d.id = u.device_id";
+
+fn upload_from_row(row: &SqliteRow) -> Result<Upload> {
+    let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("upload row: {e}"));
+    let sha: Option<String> = row.try_get("sha256").map_err(get_err)?;
+    let status: String = row.try_get("status").map_err(get_err)?;
+    let mode: String = row.try_get("mode").map_err(get_err)?;
+    let started: String = row.try_get("started_at").map_err(get_err)?;
+    let received: Option<String> = row.try_get("received_at").map_err(get_err)?;
+    let raw: Option<Vec<u8>> = row.try_get("original_name_raw").map_err(get_err)?;
+    let size: i64 = row.try_get("size").map_err(get_err)?;
+    Ok(Upload {
+        id: UploadId(row.try_get("id").map_err(get_err)?),
+        device_id: row
+            .try_get::<Option<i64>, _>("device_id")
+            .map_err(get_err)?
+            .map(DeviceId),
+        device: row.try_get("device_name").map_err(get_err)?,
+        original_name: row.try_get("original_name").map_err(get_err)?,
+        original_name_hex: raw.map(|b| hex_lower(&b)),
+        path: row.try_get("path").map_err(get_err)?,
+        final_path: row.try_get("final_path").map_err(get_err)?,
+        mode: UploadMode::from_str(&mode).map_err(StoreError::Corrupt)?,
+        size: u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("size {size}")))?,
+        sha256: sha
+            .map(|s| s.parse::<Sha256Digest>())
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: UploadStatus::from_str(&status).map_err(StoreError::Corrupt)?,
+        reason: row.try_get("reason").map_err(get_err)?,
+        duplicate_of: row
+            .try_get::<Option<i64>, _>("duplicate_of")
+            .map_err(get_err)?
+            .map(UploadId),
+        resumed_from: row
+            .try_get::<Option<i64>, _>("resumed_from")
+            .map_err(get_err)?
+            .map(UploadId),
+        peer: row.try_get("peer").map_err(get_err)?,
+        session: row.try_get("session").map_err(get_err)?,
+        started_at: from_text(&started)?,
+        received_at: received.as_deref().map(from_text).transpose()?,
+        deleted_by_device: row
+            .try_get::<i64, _>("deleted_by_device")
+            .map_err(get_err)?
+            != 0,
+    })
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn size_i64(size: u64) -> Result<i64> {
+    i64::try_from(size).map_err(|_| StoreError::Conflict(format!("size {size} is too large")))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn not_found(what: impl Into<String>) -> StoreError {
+    StoreError::NotFound { what: what.into() }
+}
+
+/// Create every missing ancestor directory of `path` (not `path` itself).
+async fn ensure_parents(
+    tx: &mut sqlx::SqliteConnection,
+    device: DeviceId,
+    path: &str,
+    now: &str,
+) -> Result<()> {
+    let mut ancestors = Vec::new();
+    let mut cur = path;
+    while let Some((parent, _)) = split_path(cur) {
+        if parent == "/" {
+            break;
+        }
+        ancestors.push(parent);
+        cur = parent;
+    }
+    for dir in ancestors.into_iter().rev() {
+        if let Some((parent, name)) = split_path(dir) {
+            sqlx::query(
+                "INSERT OR IGNORE INTO device_dirs (device_id, parent, name, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(device.0)
+            .bind(parent)
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("creating parent directories"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn dir_exists(
+    conn: &mut sqlx::SqliteConnection,
+    device: DeviceId,
+    path: &str,
+) -> Result<bool> {
+    let Some((parent, name)) = split_path(path) else {
+        return Ok(true); // the root always exists
+    };
+    let found =
+        sqlx::query("SELECT 1 FROM device_dirs WHERE device_id = ? AND parent = ? AND name = ?")
+            .bind(device.0)
+            .bind(parent)
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::query("looking up a directory"))?;
+    Ok(found.is_some())
+}
+
+async fn file_upload_id(
+    conn: &mut sqlx::SqliteConnection,
+    device: DeviceId,
+    path: &str,
+) -> Result<Option<UploadId>> {
+    let Some((parent, name)) = split_path(path) else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "SELECT upload_id FROM device_files WHERE device_id = ? AND parent = ? AND name = ?",
+    )
+    .bind(device.0)
+    .bind(parent)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query("looking up a file"))?;
+    row.map(|r| r.try_get::<i64, _>(0).map(UploadId))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn create_device(&self, device: NewDevice) -> Result<Device> {
+        let now = to_text(Timestamp::now());
+        let result = sqlx::query(
+            "INSERT INTO devices (name, login, password_hash, enabled, allowed_networks, created_at, updated_at) \
+             VALUES (?, ?, ?, 1, ?, ?, ?)",
+        )
+        .bind(device.name.as_str())
+        .bind(device.login.as_str())
+        .bind(&device.password_hash)
+        .bind(device.allowed_networks.join(","))
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(done) => self
+                .device_by_id(DeviceId(done.last_insert_rowid()))
+                .await?
+                .ok_or_else(|| not_found("the device just created")),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a device named {:?} or with login {:?} already exists; choose another name or --login",
+                device.name.as_str(),
+                device.login.as_str()
+            ))),
+            Err(e) => Err(StoreError::query("creating a device")(e)),
+        }
+    }
+
+    async fn device_by_id(&self, id: DeviceId) -> Result<Option<Device>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?"));
+        sqlx::query(sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading a device"))?
+            .as_ref()
+            .map(device_from_row)
+            .transpose()
+    }
+
+    async fn device_by_name(&self, name: &str) -> Result<Option<Device>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE name = ?"
+        ));
+        sqlx::query(sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading a device"))?
+            .as_ref()
+            .map(device_from_row)
+            .transpose()
+    }
+
+    async fn device_by_login(&self, login: &str) -> Result<Option<Device>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE login = ?"
+        ));
+        sqlx::query(sql)
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading a device"))?
+            .as_ref()
+            .map(device_from_row)
+            .transpose()
+    }
+
+    async fn list_devices(&self) -> Result<Vec<Device>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name"
+        ));
+        sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("listing devices"))?
+            .iter()
+            .map(device_from_row)
+            .collect()
+    }
+
+    async fn update_device(&self, id: DeviceId, update: DeviceUpdate) -> Result<Device> {
+        let now = to_text(Timestamp::now());
+        let mut tx = self.write_tx().await?;
+        if let Some(hash) = &update.password_hash {
+            sqlx::query("UPDATE devices SET password_hash = ?, updated_at = ? WHERE id = ?")
+                .bind(hash)
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("changing a device password"))?;
+        }
+        if let Some(enabled) = update.enabled {
+            sqlx::query("UPDATE devices SET enabled = ?, updated_at = ? WHERE id = ?")
+                .bind(i64::from(enabled))
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("enabling or disabling a device"))?;
+        }
+        if let Some(nets) = &update.allowed_networks {
+            sqlx::query("UPDATE devices SET allowed_networks = ?, updated_at = ? WHERE id = ?")
+                .bind(nets.join(","))
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("changing a device's networks"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a device change"))?;
+        self.device_by_id(id)
+            .await?
+            .ok_or_else(|| not_found(format!("device #{id}")))
+    }
+
+    async fn begin_upload(&self, upload: &NewUpload) -> Result<UploadId> {
+        let raw = upload
+            .original_name
+            .was_transcoded()
+            .then(|| upload.original_name.raw.clone());
+        let done = sqlx::query(
+            "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
+             status, resumed_from, resume_offset, peer, session, started_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?)",
+        )
+        .bind(upload.device_id.0)
+        .bind(&upload.original_name.display)
+        .bind(raw)
+        .bind(&upload.path)
+        .bind(&upload.path)
+        .bind(upload.mode.as_str())
+        .bind(upload.resumed_from.map(|u| u.0))
+        .bind(size_i64(upload.offset)?)
+        .bind(&upload.peer)
+        .bind(&upload.session)
+        .bind(to_text(upload.started_at))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording the start of an upload"))?;
+        Ok(UploadId(done.last_insert_rowid()))
+    }
+
+    async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT device_id, path FROM uploads WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::query("reading an upload"))?
+            .ok_or_else(|| not_found(format!("upload #{id}")))?;
+        let device: Option<i64> = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let path: String = row
+            .try_get(1)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sha = finish.sha256.to_hex();
+        let duplicate_of = if finish.status == UploadStatus::Complete {
+            sqlx::query(
+                "SELECT id FROM uploads WHERE device_id IS ? AND sha256 = ? AND id <> ? \
+                 AND status IN ('complete', 'recovered') ORDER BY id LIMIT 1",
+            )
+            .bind(device)
+            .bind(&sha)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::query("looking for an earlier identical upload"))?
+            .map(|r| r.try_get::<i64, _>(0).map(UploadId))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        } else {
+            None
+        };
+        let finished = to_text(finish.finished_at);
+        sqlx::query(
+            "UPDATE uploads SET status = ?, size = ?, sha256 = ?, reason = ?, received_at = ?, \
+             duplicate_of = ? WHERE id = ?",
+        )
+        .bind(finish.status.as_str())
+        .bind(size_i64(finish.size)?)
+        .bind(&sha)
+        .bind(&finish.reason)
+        .bind(&finished)
+        .bind(duplicate_of.map(|u| u.0))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("recording the end of an upload"))?;
+        if let (Some(device), Some((parent, name))) = (device, split_path(&path)) {
+            let device = DeviceId(device);
+            ensure_parents(&mut *tx, device, &path, &finished).await?;
+            sqlx::query(
+                "INSERT INTO device_files (device_id, parent, name, upload_id, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (device_id, parent, name) DO UPDATE SET upload_id = excluded.upload_id, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(device.0)
+            .bind(parent)
+            .bind(name)
+            .bind(id.0)
+            .bind(&finished)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("showing an upload in the device's directory"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing the end of an upload"))?;
+        Ok(FinishedUpload { duplicate_of })
+    }
+
+    async fn record_recovered(&self, found: &RecoveredUpload) -> Result<UploadId> {
+        let mut tx = self.write_tx().await?;
+        let sha = found.sha256.to_hex();
+        let duplicate_of = sqlx::query(
+            "SELECT id FROM uploads WHERE sha256 = ? AND status IN ('complete', 'recovered') ORDER BY id LIMIT 1",
+        )
+        .bind(&sha)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::query("looking for an identical upload"))?
+        .map(|r| r.try_get::<i64, _>(0))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let at = to_text(found.found_at);
+        let path = format!("/recovered/{}", found.found_as);
+        let done = sqlx::query(
+            "INSERT INTO uploads (device_id, original_name, path, final_path, mode, size, sha256, status, \
+             reason, duplicate_of, started_at, received_at) \
+             VALUES (?, ?, ?, ?, 'store', ?, ?, 'recovered', ?, ?, ?, ?)",
+        )
+        .bind(found.device_id.map(|d| d.0))
+        .bind(&found.found_as)
+        .bind(&path)
+        .bind(&path)
+        .bind(size_i64(found.size)?)
+        .bind(&sha)
+        .bind("found in the spool at start-up without a database record")
+        .bind(duplicate_of)
+        .bind(&at)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("recording a recovered file"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a recovered file"))?;
+        Ok(UploadId(done.last_insert_rowid()))
+    }
+
+    async fn upload(&self, id: UploadId) -> Result<Option<Upload>> {
+        let sql = sqlx::AssertSqlSafe(format!("{UPLOAD_SELECT} WHERE u.id = ?"));
+        sqlx::query(sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading an upload"))?
+            .as_ref()
+            .map(upload_from_row)
+            .transpose()
+    }
+
+    async fn list_uploads(&self, filter: &UploadFilter) -> Result<Vec<Upload>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{UPLOAD_SELECT} WHERE (?1 IS NULL OR u.device_id = ?1) AND (?2 IS NULL OR u.status = ?2) \
+             AND (?3 IS NULL OR u.started_at >= ?3) AND (?4 IS NULL OR u.id < ?4) \
+             ORDER BY u.id DESC LIMIT ?5"
+        ));
+        let limit = filter.limit.map_or(-1, i64::from);
+        sqlx::query(sql)
+            .bind(filter.device_id.map(|d| d.0))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.since.map(to_text))
+            .bind(filter.before_id.map(|u| u.0))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("listing uploads"))?
+            .iter()
+            .map(upload_from_row)
+            .collect()
+    }
+
+    async fn referenced_digests(&self) -> Result<Vec<Sha256Digest>> {
+        let rows = sqlx::query("SELECT DISTINCT sha256 FROM uploads WHERE sha256 IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("listing stored digests"))?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r
+                    .try_get(0)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                s.parse::<Sha256Digest>()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn ns_file(&self, device: DeviceId, path: &str) -> Result<Option<NsFile>> {
+        let Some((parent, name)) = split_path(path) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT f.upload_id, f.updated_at, u.size, u.sha256, u.status FROM device_files f \
+             JOIN uploads u ON u.id = f.upload_id WHERE f.device_id = ? AND f.parent = ? AND f.name = ?",
+        )
+        .bind(device.0)
+        .bind(parent)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("looking up a file"))?;
+        row.map(|r| ns_file_from_row(&r, path.to_owned()))
+            .transpose()
+    }
+
+    async fn ns_dir_exists(&self, device: DeviceId, path: &str) -> Result<bool> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::query("getting a connection"))?;
+        dir_exists(&mut conn, device, path).await
+    }
+
+    async fn ns_list(&self, device: DeviceId, dir: &str) -> Result<NsListing> {
+        let dirs = sqlx::query(
+            "SELECT name, created_at FROM device_dirs WHERE device_id = ? AND parent = ? ORDER BY name",
+        )
+        .bind(device.0)
+        .bind(dir)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("listing directories"))?
+        .iter()
+        .map(|r| {
+            let name: String = r.try_get(0).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let created: String = r.try_get(1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(NsDir {
+                path: join_path(dir, &name),
+                created: from_text(&created)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let files = sqlx::query(
+            "SELECT f.upload_id, f.updated_at, u.size, u.sha256, u.status, f.name FROM device_files f \
+             JOIN uploads u ON u.id = f.upload_id WHERE f.device_id = ? AND f.parent = ? ORDER BY f.name",
+        )
+        .bind(device.0)
+        .bind(dir)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("listing files"))?
+        .iter()
+        .map(|r| {
+            let name: String = r.try_get(5).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            ns_file_from_row(r, join_path(dir, &name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(NsListing { dirs, files })
+    }
+
+    async fn ns_mkdir(&self, device: DeviceId, path: &str) -> Result<()> {
+        let Some((parent, name)) = split_path(path) else {
+            return Err(StoreError::Conflict(
+                "the root directory already exists".into(),
+            ));
+        };
+        let mut tx = self.write_tx().await?;
+        if !dir_exists(&mut *tx, device, parent).await? {
+            return Err(not_found(format!("directory {parent}")));
+        }
+        if file_upload_id(&mut *tx, device, path).await?.is_some() {
+            return Err(StoreError::Conflict(format!("a file named {path} exists")));
+        }
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO device_dirs (device_id, parent, name, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(device.0)
+        .bind(parent)
+        .bind(name)
+        .bind(to_text(Timestamp::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("creating a directory"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "directory {path} already exists"
+            )));
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a new directory"))
+    }
+
+    async fn ns_rmdir(&self, device: DeviceId, path: &str) -> Result<()> {
+        let Some((parent, name)) = split_path(path) else {
+            return Err(StoreError::Conflict(
+                "the root directory cannot be removed".into(),
+            ));
+        };
+        let mut tx = self.write_tx().await?;
+        if !dir_exists(&mut *tx, device, path).await? {
+            return Err(not_found(format!("directory {path}")));
+        }
+        let busy = sqlx::query(
+            "SELECT 1 FROM device_files WHERE device_id = ?1 AND parent = ?2 \
+             UNION ALL SELECT 1 FROM device_dirs WHERE device_id = ?1 AND parent = ?2 LIMIT 1",
+        )
+        .bind(device.0)
+        .bind(path)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::query("checking a directory is empty"))?;
+        if busy.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "directory {path} is not empty"
+            )));
+        }
+        sqlx::query("DELETE FROM device_dirs WHERE device_id = ? AND parent = ? AND name = ?")
+            .bind(device.0)
+            .bind(parent)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("removing a directory"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a directory removal"))
+    }
+
+    async fn ns_delete(&self, device: DeviceId, path: &str) -> Result<UploadId> {
+        let Some((parent, name)) = split_path(path) else {
+            return Err(not_found(format!("file {path}")));
+        };
+        let mut tx = self.write_tx().await?;
+        let upload = file_upload_id(&mut *tx, device, path)
+            .await?
+            .ok_or_else(|| not_found(format!("file {path}")))?;
+        sqlx::query("DELETE FROM device_files WHERE device_id = ? AND parent = ? AND name = ?")
+            .bind(device.0)
+            .bind(parent)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("removing a file name"))?;
+        sqlx::query("UPDATE uploads SET deleted_by_device = 1 WHERE id = ?")
+            .bind(upload.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("marking an upload deleted by the device"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a file deletion"))?;
+        Ok(upload)
+    }
+
+    async fn ns_rename(&self, device: DeviceId, from: &str, to: &str) -> Result<Renamed> {
+        let (Some((from_parent, from_name)), Some((to_parent, to_name))) =
+            (split_path(from), split_path(to))
+        else {
+            return Err(StoreError::Conflict(
+                "the root directory cannot be renamed".into(),
+            ));
+        };
+        let now = to_text(Timestamp::now());
+        let mut tx = self.write_tx().await?;
+        if !dir_exists(&mut *tx, device, to_parent).await? {
+            return Err(not_found(format!("directory {to_parent}")));
+        }
+        if let Some(upload) = file_upload_id(&mut *tx, device, from).await? {
+            if from == to {
+                return Ok(Renamed::File {
+                    upload_id: upload,
+                    replaced: None,
+                });
+            }
+            if dir_exists(&mut *tx, device, to).await? {
+                return Err(StoreError::Conflict(format!("{to} is a directory")));
+            }
+            let replaced = file_upload_id(&mut *tx, device, to).await?;
+            sqlx::query("DELETE FROM device_files WHERE device_id = ? AND parent = ? AND name = ?")
+                .bind(device.0)
+                .bind(to_parent)
+                .bind(to_name)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("replacing a file name"))?;
+            sqlx::query(
+                "UPDATE device_files SET parent = ?, name = ?, updated_at = ? \
+                 WHERE device_id = ? AND parent = ? AND name = ?",
+            )
+            .bind(to_parent)
+            .bind(to_name)
+            .bind(&now)
+            .bind(device.0)
+            .bind(from_parent)
+            .bind(from_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("renaming a file"))?;
+            sqlx::query("UPDATE uploads SET final_path = ? WHERE id = ?")
+                .bind(to)
+                .bind(upload.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("recording an upload's final name"))?;
+            tx.commit()
+                .await
+                .map_err(StoreError::query("committing a rename"))?;
+            return Ok(Renamed::File {
+                upload_id: upload,
+                replaced,
+            });
+        }
+        if !dir_exists(&mut *tx, device, from).await? || from == "/" {
+            return Err(not_found(format!("{from}")));
+        }
+        if to == from || to.starts_with(&format!("{from}/")) {
+            return Err(StoreError::Conflict(format!(
+                "cannot move directory {from} into itself"
+            )));
+        }
+        if dir_exists(&mut *tx, device, to).await?
+            || file_upload_id(&mut *tx, device, to).await?.is_some()
+        {
+            return Err(StoreError::Conflict(format!("{to} already exists")));
+        }
+        // Move the directory entry, then rewrite the parent of everything below it.
+        sqlx::query(
+            "UPDATE device_dirs SET parent = ?, name = ? WHERE device_id = ? AND parent = ? AND name = ?",
+        )
+        .bind(to_parent)
+        .bind(to_name)
+        .bind(device.0)
+        .bind(from_parent)
+        .bind(from_name)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("renaming a directory"))?;
+        let prefix_len = i64::try_from(from.len()).unwrap_or(i64::MAX);
+        let like_below = format!("{from}/");
+        sqlx::query(
+            "UPDATE device_dirs SET parent = ?1 || substr(parent, ?2 + 1) WHERE device_id = ?3 \
+             AND (parent = ?4 OR substr(parent, 1, ?2 + 1) = ?5)",
+        )
+        .bind(to)
+        .bind(prefix_len)
+        .bind(device.0)
+        .bind(from)
+        .bind(&like_below)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("moving subdirectories"))?;
+        let moved = sqlx::query(
+            "UPDATE device_files SET parent = ?1 || substr(parent, ?2 + 1), updated_at = ?6 WHERE device_id = ?3 \
+             AND (parent = ?4 OR substr(parent, 1, ?2 + 1) = ?5)",
+        )
+        .bind(to)
+        .bind(prefix_len)
+        .bind(device.0)
+        .bind(from)
+        .bind(&like_below)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("moving files"))?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE uploads SET final_path = (SELECT CASE WHEN f.parent = '/' THEN '/' || f.name \
+             ELSE f.parent || '/' || f.name END FROM device_files f WHERE f.upload_id = uploads.id \
+             AND f.device_id = ?1) WHERE id IN (SELECT upload_id FROM device_files WHERE device_id = ?1 \
+             AND (parent = ?2 OR substr(parent, 1, length(?2) + 1) = ?2 || '/'))",
+        )
+        .bind(device.0)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("recording final names after a directory move"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a directory rename"))?;
+        Ok(Renamed::Dir { files: moved })
+    }
+
+    async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit (at, kind, session, peer, device_id, login, upload_id, outcome, detail) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(to_text(e.at))
+            .bind(e.kind.as_str())
+            .bind(&e.session)
+            .bind(&e.peer)
+            .bind(e.device_id.map(|d| d.0))
+            .bind(&e.login)
+            .bind(e.upload_id.map(|u| u.0))
+            .bind(&e.outcome)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("writing the audit trail"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing the audit trail"))
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.at, a.kind, a.session, a.peer, a.device_id, d.name AS device_name, a.login, \
+             a.upload_id, a.outcome, a.detail FROM audit a LEFT JOIN devices d ON d.id = a.device_id \
+             WHERE (?1 IS NULL OR a.at >= ?1) AND (?2 IS NULL OR a.device_id = ?2) \
+             AND (?3 IS NULL OR a.kind = ?3) ORDER BY a.id LIMIT ?4",
+        )
+        .bind(filter.since.map(to_text))
+        .bind(filter.device_id.map(|d| d.0))
+        .bind(filter.kind.map(|k| k.as_str()))
+        .bind(filter.limit.map_or(-1, i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("reading the audit trail"))?;
+        rows.iter()
+            .map(|r| {
+                let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("audit row: {e}"));
+                let at: String = r.try_get("at").map_err(get_err)?;
+                let kind: String = r.try_get("kind").map_err(get_err)?;
+                Ok(AuditEvent {
+                    id: r.try_get("id").map_err(get_err)?,
+                    at: from_text(&at)?,
+                    kind: AuditKind::from_str(&kind).map_err(StoreError::Corrupt)?,
+                    session: r.try_get("session").map_err(get_err)?,
+                    peer: r.try_get("peer").map_err(get_err)?,
+                    device_id: r
+                        .try_get::<Option<i64>, _>("device_id")
+                        .map_err(get_err)?
+                        .map(DeviceId),
+                    device: r.try_get("device_name").map_err(get_err)?,
+                    login: r.try_get("login").map_err(get_err)?,
+                    upload_id: r
+                        .try_get::<Option<i64>, _>("upload_id")
+                        .map_err(get_err)?
+                        .map(UploadId),
+                    outcome: r.try_get("outcome").map_err(get_err)?,
+                    detail: r.try_get("detail").map_err(get_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn ns_file_from_row(r: &SqliteRow, path: String) -> Result<NsFile> {
+    let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("file row: {e}"));
+    let updated: String = r.try_get(1).map_err(get_err)?;
+    let size: i64 = r.try_get(2).map_err(get_err)?;
+    let sha: Option<String> = r.try_get(3).map_err(get_err)?;
+    let status: String = r.try_get(4).map_err(get_err)?;
+    Ok(NsFile {
+        path,
+        upload_id: UploadId(r.try_get(0).map_err(get_err)?),
+        size: u64::try_from(size).unwrap_or(0),
+        sha256: sha
+            .map(|s| s.parse::<Sha256Digest>())
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: UploadStatus::from_str(&status).map_err(StoreError::Corrupt)?,
+        modified: from_text(&updated)?,
+    })
+}

@@ -1,0 +1,492 @@
+//! Behaviour every `Database` backend must show. Each check takes a fresh database.
+
+use std::sync::Arc;
+
+use telegaz_domain::{
+    AuditKind, DeviceName, FileName, NewAuditEvent, NewUpload, Sha256Digest, Timestamp,
+    UploadFinish, UploadId, UploadMode, UploadStatus,
+};
+use telegaz_store::{
+    AuditFilter, Database, DeviceUpdate, NewDevice, RecoveredUpload, Renamed, StoreError,
+    UploadFilter,
+};
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Database>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let db = telegaz_store::connect(&url).await.unwrap();
+    (dir, db)
+}
+
+fn name(s: &str) -> DeviceName {
+    DeviceName::parse(s).unwrap()
+}
+
+async fn device(db: &dyn Database, n: &str) -> telegaz_domain::Device {
+    db.create_device(NewDevice {
+        name: name(n),
+        login: name(n),
+        password_hash: "$argon2id$x".into(),
+        allowed_networks: vec![],
+    })
+    .await
+    .unwrap()
+}
+
+fn new_upload(device: telegaz_domain::DeviceId, path: &str) -> NewUpload {
+    NewUpload {
+        device_id: device,
+        original_name: FileName::utf8(path.rsplit('/').next().unwrap()),
+        path: path.into(),
+        mode: UploadMode::Store,
+        resumed_from: None,
+        offset: 0,
+        peer: Some("127.0.0.1:5000".into()),
+        session: Some("s1".into()),
+        started_at: Timestamp::now(),
+    }
+}
+
+fn finish(status: UploadStatus, byte: u8, size: u64) -> UploadFinish {
+    UploadFinish {
+        status,
+        size,
+        sha256: Sha256Digest([byte; 32]),
+        reason: (status == UploadStatus::Partial).then(|| "aborted".into()),
+        finished_at: Timestamp::now(),
+    }
+}
+
+async fn upload(
+    db: &dyn Database,
+    dev: telegaz_domain::DeviceId,
+    path: &str,
+    byte: u8,
+) -> UploadId {
+    let id = db.begin_upload(&new_upload(dev, path)).await.unwrap();
+    db.finish_upload(id, &finish(UploadStatus::Complete, byte, 10))
+        .await
+        .unwrap();
+    id
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (_dir, db) = super::sqlite().await;
+                    super::$name(&*db).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    devices_are_unique_and_updatable,
+    upload_lifecycle_and_duplicates,
+    partial_uploads_are_never_duplicates,
+    transcoded_names_keep_their_bytes,
+    namespace_files_and_directories,
+    rename_file_records_final_name_and_keeps_replaced,
+    rename_directory_moves_everything_below,
+    delete_hides_name_but_keeps_upload,
+    recovered_files_are_recorded,
+    audit_is_filtered_by_time_device_and_kind,
+    upload_filters,
+);
+
+async fn devices_are_unique_and_updatable(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    assert!(d.enabled);
+    let again = db
+        .create_device(NewDevice {
+            name: name("unit-1"),
+            login: name("other"),
+            password_hash: "h".into(),
+            allowed_networks: vec![],
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let login_clash = db
+        .create_device(NewDevice {
+            name: name("unit-2"),
+            login: name("unit-1"),
+            password_hash: "h".into(),
+            allowed_networks: vec![],
+        })
+        .await;
+    assert!(matches!(login_clash, Err(StoreError::Conflict(_))));
+
+    let updated = db
+        .update_device(
+            d.id,
+            DeviceUpdate {
+                password_hash: Some("new".into()),
+                enabled: Some(false),
+                allowed_networks: Some(vec!["10.0.0.0/8".into(), "192.0.2.1/32".into()]),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!updated.enabled);
+    assert_eq!(updated.password_hash, "new");
+    assert_eq!(updated.allowed_networks, vec!["10.0.0.0/8", "192.0.2.1/32"]);
+    assert_eq!(
+        db.device_by_login("unit-1").await.unwrap().unwrap().id,
+        d.id
+    );
+    assert!(db.device_by_name("nope").await.unwrap().is_none());
+    assert_eq!(db.list_devices().await.unwrap().len(), 1);
+}
+
+async fn upload_lifecycle_and_duplicates(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let other = device(db, "v").await;
+    let id = db.begin_upload(&new_upload(d.id, "/a.txt")).await.unwrap();
+    let rec = db.upload(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, UploadStatus::Receiving);
+    assert_eq!(rec.device.as_deref(), Some("u"));
+    assert!(rec.sha256.is_none());
+    assert!(
+        db.ns_file(d.id, "/a.txt").await.unwrap().is_none(),
+        "not visible while receiving"
+    );
+
+    let f = db
+        .finish_upload(id, &finish(UploadStatus::Complete, 1, 10))
+        .await
+        .unwrap();
+    assert_eq!(f.duplicate_of, None);
+    let rec = db.upload(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, UploadStatus::Complete);
+    assert_eq!(rec.size, 10);
+    assert_eq!(rec.sha256, Some(Sha256Digest([1; 32])));
+    assert!(rec.received_at.is_some());
+    let file = db.ns_file(d.id, "/a.txt").await.unwrap().unwrap();
+    assert_eq!(file.upload_id, id);
+
+    // The same content again from the same device: a duplicate of the first.
+    let id2 = db.begin_upload(&new_upload(d.id, "/b.txt")).await.unwrap();
+    let f2 = db
+        .finish_upload(id2, &finish(UploadStatus::Complete, 1, 10))
+        .await
+        .unwrap();
+    assert_eq!(f2.duplicate_of, Some(id));
+    assert_eq!(
+        db.upload(id2).await.unwrap().unwrap().duplicate_of,
+        Some(id)
+    );
+
+    // Same content from another device is its own upload.
+    let id3 = db
+        .begin_upload(&new_upload(other.id, "/a.txt"))
+        .await
+        .unwrap();
+    let f3 = db
+        .finish_upload(id3, &finish(UploadStatus::Complete, 1, 10))
+        .await
+        .unwrap();
+    assert_eq!(f3.duplicate_of, None);
+
+    let missing = db
+        .finish_upload(UploadId(9999), &finish(UploadStatus::Complete, 1, 1))
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+}
+
+async fn partial_uploads_are_never_duplicates(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let first = upload(db, d.id, "/a", 5).await;
+    let id = db.begin_upload(&new_upload(d.id, "/a")).await.unwrap();
+    let f = db
+        .finish_upload(id, &finish(UploadStatus::Partial, 5, 10))
+        .await
+        .unwrap();
+    assert_eq!(f.duplicate_of, None);
+    let rec = db.upload(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, UploadStatus::Partial);
+    assert_eq!(rec.reason.as_deref(), Some("aborted"));
+    // The name now shows the partial upload (so that a client can resume it),
+    // and the earlier complete upload is still recorded.
+    assert_eq!(db.ns_file(d.id, "/a").await.unwrap().unwrap().upload_id, id);
+    assert_eq!(
+        db.upload(first).await.unwrap().unwrap().status,
+        UploadStatus::Complete
+    );
+}
+
+async fn transcoded_names_keep_their_bytes(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let mut u = new_upload(d.id, "/\u{43e}\u{442}\u{447}\u{435}\u{442}.txt");
+    u.original_name = FileName {
+        display: "\u{43e}\u{442}\u{447}\u{435}\u{442}.txt".into(),
+        raw: vec![0xee, 0xf2, 0xf7, 0xe5, 0xf2, b'.', b't', b'x', b't'],
+    };
+    let id = db.begin_upload(&u).await.unwrap();
+    let rec = db.upload(id).await.unwrap().unwrap();
+    assert_eq!(rec.original_name, "отчет.txt");
+    assert_eq!(rec.original_name_hex.as_deref(), Some("eef2f7e5f22e747874"));
+    let plain = db.begin_upload(&new_upload(d.id, "/x.txt")).await.unwrap();
+    assert_eq!(
+        db.upload(plain).await.unwrap().unwrap().original_name_hex,
+        None
+    );
+}
+
+async fn namespace_files_and_directories(db: &dyn Database) {
+    let d = device(db, "u").await;
+    assert!(db.ns_dir_exists(d.id, "/").await.unwrap());
+    assert!(!db.ns_dir_exists(d.id, "/arch").await.unwrap());
+    db.ns_mkdir(d.id, "/arch").await.unwrap();
+    assert!(matches!(
+        db.ns_mkdir(d.id, "/arch").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.ns_mkdir(d.id, "/no/such").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    db.ns_mkdir(d.id, "/arch/2026").await.unwrap();
+    let id = upload(db, d.id, "/arch/2026/h.txt", 2).await;
+    let root = db.ns_list(d.id, "/").await.unwrap();
+    assert_eq!(root.dirs.len(), 1);
+    assert_eq!(root.dirs[0].path, "/arch");
+    assert!(root.files.is_empty());
+    let inner = db.ns_list(d.id, "/arch/2026").await.unwrap();
+    assert_eq!(inner.files.len(), 1);
+    assert_eq!(inner.files[0].path, "/arch/2026/h.txt");
+    assert_eq!(inner.files[0].upload_id, id);
+    assert_eq!(inner.files[0].size, 10);
+    assert!(matches!(
+        db.ns_rmdir(d.id, "/arch").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.ns_mkdir(d.id, "/arch/2026/h.txt").await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A file uploaded into a directory that vanished meanwhile recreates it.
+    let other = device(db, "w").await;
+    upload(db, other.id, "/deep/er/f", 3).await;
+    assert!(db.ns_dir_exists(other.id, "/deep/er").await.unwrap());
+    // Devices do not see each other's names.
+    assert!(
+        db.ns_list(other.id, "/arch")
+            .await
+            .unwrap()
+            .files
+            .is_empty()
+    );
+    assert!(
+        db.ns_file(other.id, "/arch/2026/h.txt")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.ns_mkdir(d.id, "/empty").await.unwrap();
+    db.ns_rmdir(d.id, "/empty").await.unwrap();
+    assert!(!db.ns_dir_exists(d.id, "/empty").await.unwrap());
+}
+
+async fn rename_file_records_final_name_and_keeps_replaced(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let old = upload(db, d.id, "/data.txt", 1).await;
+    let tmp = upload(db, d.id, "/data.tmp", 2).await;
+    let r = db.ns_rename(d.id, "/data.tmp", "/data.txt").await.unwrap();
+    assert_eq!(
+        r,
+        Renamed::File {
+            upload_id: tmp,
+            replaced: Some(old)
+        }
+    );
+    assert!(db.ns_file(d.id, "/data.tmp").await.unwrap().is_none());
+    assert_eq!(
+        db.ns_file(d.id, "/data.txt")
+            .await
+            .unwrap()
+            .unwrap()
+            .upload_id,
+        tmp
+    );
+    let rec = db.upload(tmp).await.unwrap().unwrap();
+    assert_eq!(rec.path, "/data.tmp");
+    assert_eq!(rec.final_path, "/data.txt");
+    // The replaced upload is still there, bytes and all.
+    assert_eq!(
+        db.upload(old).await.unwrap().unwrap().status,
+        UploadStatus::Complete
+    );
+    assert!(matches!(
+        db.ns_rename(d.id, "/missing", "/x").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        db.ns_rename(d.id, "/data.txt", "/nodir/x").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn rename_directory_moves_everything_below(db: &dyn Database) {
+    let d = device(db, "u").await;
+    db.ns_mkdir(d.id, "/in").await.unwrap();
+    db.ns_mkdir(d.id, "/in/sub").await.unwrap();
+    let a = upload(db, d.id, "/in/a", 1).await;
+    let b = upload(db, d.id, "/in/sub/b", 2).await;
+    // A sibling with a common prefix must not move.
+    db.ns_mkdir(d.id, "/inbox").await.unwrap();
+    let c = upload(db, d.id, "/inbox/c", 3).await;
+    let r = db.ns_rename(d.id, "/in", "/done").await.unwrap();
+    assert_eq!(r, Renamed::Dir { files: 2 });
+    assert_eq!(
+        db.ns_file(d.id, "/done/a")
+            .await
+            .unwrap()
+            .unwrap()
+            .upload_id,
+        a
+    );
+    assert_eq!(
+        db.ns_file(d.id, "/done/sub/b")
+            .await
+            .unwrap()
+            .unwrap()
+            .upload_id,
+        b
+    );
+    assert_eq!(
+        db.ns_file(d.id, "/inbox/c")
+            .await
+            .unwrap()
+            .unwrap()
+            .upload_id,
+        c
+    );
+    assert!(db.ns_dir_exists(d.id, "/done/sub").await.unwrap());
+    assert!(!db.ns_dir_exists(d.id, "/in").await.unwrap());
+    assert_eq!(
+        db.upload(b).await.unwrap().unwrap().final_path,
+        "/done/sub/b"
+    );
+    assert_eq!(db.upload(c).await.unwrap().unwrap().final_path, "/inbox/c");
+    assert!(matches!(
+        db.ns_rename(d.id, "/done", "/done/sub/x").await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn delete_hides_name_but_keeps_upload(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let id = upload(db, d.id, "/a", 1).await;
+    assert_eq!(db.ns_delete(d.id, "/a").await.unwrap(), id);
+    assert!(db.ns_file(d.id, "/a").await.unwrap().is_none());
+    let rec = db.upload(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, UploadStatus::Complete);
+    assert!(rec.deleted_by_device);
+    assert!(matches!(
+        db.ns_delete(d.id, "/a").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn recovered_files_are_recorded(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let first = upload(db, d.id, "/a", 9).await;
+    let id = db
+        .record_recovered(&RecoveredUpload {
+            device_id: None,
+            found_as: "objects/09/0909".into(),
+            sha256: Sha256Digest([9; 32]),
+            size: 10,
+            found_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let rec = db.upload(id).await.unwrap().unwrap();
+    assert_eq!(rec.status, UploadStatus::Recovered);
+    assert_eq!(rec.device, None);
+    assert_eq!(rec.duplicate_of, Some(first));
+    let digests = db.referenced_digests().await.unwrap();
+    assert_eq!(digests, vec![Sha256Digest([9; 32])]);
+}
+
+async fn audit_is_filtered_by_time_device_and_kind(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let t1: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+    let mut a = NewAuditEvent::new(AuditKind::Connect, "ok");
+    a.at = t0;
+    a.peer = Some("192.0.2.1:4000".into());
+    let mut b = NewAuditEvent::new(AuditKind::LoginFailed, "bad_password");
+    b.at = t1;
+    b.login = Some("u".into());
+    b.device_id = Some(d.id);
+    db.insert_audit(&[a, b]).await.unwrap();
+    let all = db.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].kind, AuditKind::Connect);
+    assert_eq!(all[1].device.as_deref(), Some("u"));
+    let since = db
+        .list_audit(&AuditFilter {
+            since: Some(t1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 1);
+    assert_eq!(since[0].outcome, "bad_password");
+    let by_kind = db
+        .list_audit(&AuditFilter {
+            kind: Some(AuditKind::Connect),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_kind.len(), 1);
+    let by_device = db
+        .list_audit(&AuditFilter {
+            device_id: Some(d.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_device.len(), 1);
+}
+
+async fn upload_filters(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let e = device(db, "e").await;
+    let a = upload(db, d.id, "/a", 1).await;
+    let b = upload(db, e.id, "/b", 2).await;
+    let c = db.begin_upload(&new_upload(d.id, "/c")).await.unwrap();
+    let all = db.list_uploads(&UploadFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|u| u.id).collect::<Vec<_>>(), vec![c, b, a]);
+    let mine = db
+        .list_uploads(&UploadFilter {
+            device_id: Some(d.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2);
+    let receiving = db
+        .list_uploads(&UploadFilter {
+            status: Some(UploadStatus::Receiving),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(receiving.iter().map(|u| u.id).collect::<Vec<_>>(), vec![c]);
+    let page = db
+        .list_uploads(&UploadFilter {
+            before_id: Some(c),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|u| u.id).collect::<Vec<_>>(), vec![b]);
+}
