@@ -220,6 +220,19 @@ pub struct UploadFinish {
     pub finished_at: Timestamp,
 }
 
+impl UploadFinish {
+    /// The end of an upload that did not finish cleanly: its bytes are kept.
+    pub fn partial(size: u64, sha256: Sha256Digest, reason: &PartialReason, at: Timestamp) -> Self {
+        Self {
+            status: UploadStatus::Partial,
+            size,
+            sha256,
+            reason: Some(reason.to_string()),
+            finished_at: at,
+        }
+    }
+}
+
 /// One received file, as recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct Upload {

@@ -173,6 +173,8 @@ pub trait Database: Send + Sync + 'static {
     async fn list_uploads(&self, filter: &UploadFilter) -> Result<Vec<Upload>>;
     /// Every digest some upload record refers to.
     async fn referenced_digests(&self) -> Result<Vec<Sha256Digest>>;
+    /// Uploads whose bytes have this digest.
+    async fn uploads_by_digest(&self, sha256: &Sha256Digest) -> Result<Vec<UploadId>>;
 
     // The per-device namespace.
     async fn ns_file(&self, device: DeviceId, path: &str) -> Result<Option<NsFile>>;

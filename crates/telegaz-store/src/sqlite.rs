@@ -428,7 +428,7 @@ impl Database for SqliteDatabase {
         .map_err(StoreError::query("recording the end of an upload"))?;
         if let (Some(device), Some((parent, name))) = (device, split_path(&path)) {
             let device = DeviceId(device);
-            ensure_parents(&mut *tx, device, &path, &finished).await?;
+            ensure_parents(&mut tx, device, &path, &finished).await?;
             sqlx::query(
                 "INSERT INTO device_files (device_id, parent, name, upload_id, updated_at) VALUES (?, ?, ?, ?, ?) \
                  ON CONFLICT (device_id, parent, name) DO UPDATE SET upload_id = excluded.upload_id, \
@@ -537,6 +537,21 @@ impl Database for SqliteDatabase {
             .collect()
     }
 
+    async fn uploads_by_digest(&self, sha256: &Sha256Digest) -> Result<Vec<UploadId>> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE sha256 = ? ORDER BY id")
+            .bind(sha256.to_hex())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("looking up uploads by digest"))?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<i64, _>(0)
+                    .map(UploadId)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
     async fn ns_file(&self, device: DeviceId, path: &str) -> Result<Option<NsFile>> {
         let Some((parent, name)) = split_path(path) else {
             return Ok(None);
@@ -608,10 +623,10 @@ impl Database for SqliteDatabase {
             ));
         };
         let mut tx = self.write_tx().await?;
-        if !dir_exists(&mut *tx, device, parent).await? {
+        if !dir_exists(&mut tx, device, parent).await? {
             return Err(not_found(format!("directory {parent}")));
         }
-        if file_upload_id(&mut *tx, device, path).await?.is_some() {
+        if file_upload_id(&mut tx, device, path).await?.is_some() {
             return Err(StoreError::Conflict(format!("a file named {path} exists")));
         }
         let done = sqlx::query(
@@ -641,7 +656,7 @@ impl Database for SqliteDatabase {
             ));
         };
         let mut tx = self.write_tx().await?;
-        if !dir_exists(&mut *tx, device, path).await? {
+        if !dir_exists(&mut tx, device, path).await? {
             return Err(not_found(format!("directory {path}")));
         }
         let busy = sqlx::query(
@@ -675,7 +690,7 @@ impl Database for SqliteDatabase {
             return Err(not_found(format!("file {path}")));
         };
         let mut tx = self.write_tx().await?;
-        let upload = file_upload_id(&mut *tx, device, path)
+        let upload = file_upload_id(&mut tx, device, path)
             .await?
             .ok_or_else(|| not_found(format!("file {path}")))?;
         sqlx::query("DELETE FROM device_files WHERE device_id = ? AND parent = ? AND name = ?")
@@ -706,20 +721,20 @@ impl Database for SqliteDatabase {
         };
         let now = to_text(Timestamp::now());
         let mut tx = self.write_tx().await?;
-        if !dir_exists(&mut *tx, device, to_parent).await? {
+        if !dir_exists(&mut tx, device, to_parent).await? {
             return Err(not_found(format!("directory {to_parent}")));
         }
-        if let Some(upload) = file_upload_id(&mut *tx, device, from).await? {
+        if let Some(upload) = file_upload_id(&mut tx, device, from).await? {
             if from == to {
                 return Ok(Renamed::File {
                     upload_id: upload,
                     replaced: None,
                 });
             }
-            if dir_exists(&mut *tx, device, to).await? {
+            if dir_exists(&mut tx, device, to).await? {
                 return Err(StoreError::Conflict(format!("{to} is a directory")));
             }
-            let replaced = file_upload_id(&mut *tx, device, to).await?;
+            let replaced = file_upload_id(&mut tx, device, to).await?;
             sqlx::query("DELETE FROM device_files WHERE device_id = ? AND parent = ? AND name = ?")
                 .bind(device.0)
                 .bind(to_parent)
@@ -754,16 +769,16 @@ impl Database for SqliteDatabase {
                 replaced,
             });
         }
-        if !dir_exists(&mut *tx, device, from).await? || from == "/" {
-            return Err(not_found(format!("{from}")));
+        if !dir_exists(&mut tx, device, from).await? || from == "/" {
+            return Err(not_found(from.to_string()));
         }
         if to == from || to.starts_with(&format!("{from}/")) {
             return Err(StoreError::Conflict(format!(
                 "cannot move directory {from} into itself"
             )));
         }
-        if dir_exists(&mut *tx, device, to).await?
-            || file_upload_id(&mut *tx, device, to).await?.is_some()
+        if dir_exists(&mut tx, device, to).await?
+            || file_upload_id(&mut tx, device, to).await?.is_some()
         {
             return Err(StoreError::Conflict(format!("{to} already exists")));
         }

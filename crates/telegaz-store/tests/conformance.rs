@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step should stop the test
 //! Behaviour every `Database` backend must show. Each check takes a fresh database.
 
 use std::sync::Arc;
@@ -411,6 +412,16 @@ async fn recovered_files_are_recorded(db: &dyn Database) {
     assert_eq!(rec.duplicate_of, Some(first));
     let digests = db.referenced_digests().await.unwrap();
     assert_eq!(digests, vec![Sha256Digest([9; 32])]);
+    assert_eq!(
+        db.uploads_by_digest(&Sha256Digest([9; 32])).await.unwrap(),
+        vec![first, id]
+    );
+    assert!(
+        db.uploads_by_digest(&Sha256Digest([7; 32]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn audit_is_filtered_by_time_device_and_kind(db: &dyn Database) {
