@@ -1,1 +1,10 @@
-//! placeholder
+//! The receiving side of Telegaz: device accounts and their FTP namespaces,
+//! durable uploads, the audit trail and start-up reconciliation.
+
+mod audit;
+mod receiver;
+mod reconcile;
+
+pub use audit::AuditLog;
+pub use receiver::{DeviceAccount, DeviceUpload, Receiver, ReceiverSettings};
+pub use reconcile::{ReconcileError, ReconcileReport, reconcile};
