@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
+use telegaz_store::Database;
+
+use crate::{cmd_audit, cmd_device, cmd_uploads, serve};
+
+/// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
+/// keeps every byte, and turns it into gas-consumption data.
+#[derive(Debug, Parser)]
+#[command(name = "telegaz", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: $TELEGAZ_CONFIG, else ./telegaz.toml if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (database and spool). Default: ./telegaz-data
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL. Default: sqlite://<data-dir>/telegaz.db
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: FTP receiver and HTTP (metrics, health).
+    Serve(ServeArgs),
+    /// Manage device accounts (one per БПЭК unit).
+    #[command(subcommand)]
+    Device(cmd_device::DeviceCommand),
+    /// Received files.
+    #[command(subcommand)]
+    Uploads(cmd_uploads::UploadsCommand),
+    /// The audit trail: connections, logins, uploads, renames, deletes.
+    Audit(cmd_audit::AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// FTP control address, e.g. 0.0.0.0:2121 (port 21: see README).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub ftp_listen: Option<String>,
+    /// Passive data port range, e.g. 50000-50999 (0-0: any free port).
+    #[arg(long, value_name = "A-B")]
+    pub passive_ports: Option<PortRange>,
+    /// Address or DNS name to advertise for passive data connections (behind NAT).
+    #[arg(long, value_name = "HOST")]
+    pub passive_host: Option<String>,
+    /// HTTP address for /metrics and /healthz, e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub web_listen: Option<String>,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        let mut o = Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            ..Default::default()
+        };
+        if let Command::Serve(s) = &self.command {
+            o.ftp = FtpOverrides {
+                listen: s.ftp_listen.clone(),
+                passive_ports: s.passive_ports,
+                passive_host: s.passive_host.clone(),
+            };
+            o.web = WebOverrides {
+                listen: s.web_listen.clone(),
+            };
+        }
+        o
+    }
+}
+
+/// Open the database the configuration names, creating the data directory.
+pub async fn open_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; create it or choose another with --data-dir",
+            config.data_dir.display()
+        )
+    })?;
+    let url = config.database_url();
+    telegaz_store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database {}", telegaz_store::redact_url(&url)))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    match cli.command {
+        Command::Serve(_) => serve::run(config).await,
+        Command::Device(cmd) => {
+            crate::logging::init_cli();
+            cmd_device::run(&config, cmd).await
+        }
+        Command::Uploads(cmd) => {
+            crate::logging::init_cli();
+            cmd_uploads::run(&config, cmd).await
+        }
+        Command::Audit(args) => {
+            crate::logging::init_cli();
+            cmd_audit::run(&config, args).await
+        }
+    }
+}

@@ -1,0 +1,137 @@
+use std::io::Write;
+
+use anyhow::Context;
+use telegaz_auth::ThrottlePolicy;
+use telegaz_config::Config;
+use telegaz_receiver::{AuditLog, Receiver, ReceiverSettings, reconcile};
+use telegaz_spool::Spool;
+use tokio::net::TcpListener;
+
+use crate::engine_libunftp;
+
+/// Print a line that scripts and tests can wait for.
+fn announce(what: &str, addr: std::net::SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "telegaz: {what} listening on {addr}");
+    let _ = out.flush();
+}
+
+async fn bind_ftp(config: &Config) -> anyhow::Result<TcpListener> {
+    let addr = config.ftp_listen()?;
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+            " Ports below 1024 need CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary, or a systemd socket): see the README section on port 21."
+        } else if e.kind() == std::io::ErrorKind::AddrInUse {
+            " Another program (or another Telegaz) is using it: stop it or choose another --ftp-listen."
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen for FTP on {addr}: {e}.{hint}")
+    })
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    crate::logging::init_server(&config.log);
+    let metrics = telegaz_web::install_metrics().map_err(anyhow::Error::msg)?;
+    let db = crate::cli::open_db(&config).await?;
+    let spool = Spool::open(config.spool_dir()).with_context(|| {
+        format!(
+            "cannot open the spool {}; check that the data directory is writable",
+            config.spool_dir().display()
+        )
+    })?;
+    let (audit, audit_task) = AuditLog::start(db.clone());
+
+    let started = std::time::Instant::now();
+    let report = reconcile(&db, &spool, &audit)
+        .await
+        .context("start-up reconciliation of the spool with the database failed")?;
+    tracing::info!(
+        interrupted = report.interrupted.len(),
+        recovered = report.recovered.len(),
+        missing = report.missing.len(),
+        cleaned = report.cleaned,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "start-up reconciliation done"
+    );
+    if !report.missing.is_empty() {
+        tracing::error!(uploads = ?report.missing, "recorded uploads whose bytes are missing from the spool; see the audit trail (kind missing_file)");
+    }
+
+    let lp = &config.login_policy;
+    let receiver = Receiver::new(
+        db.clone(),
+        spool,
+        audit.clone(),
+        ReceiverSettings {
+            max_file_size: config.ftp.max_file_size,
+            login_policy: ThrottlePolicy {
+                max_failures_per_login_and_address: lp.max_failures_per_login_and_address,
+                max_failures_per_address: lp.max_failures_per_address,
+                window: lp.window,
+                block_for: lp.block_for,
+                ..ThrottlePolicy::default()
+            },
+        },
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    let web_addr = config.web_listen()?;
+    let web_listener = telegaz_web::bind(web_addr).await.with_context(|| {
+        format!("cannot listen for HTTP on {web_addr}; choose another --web-listen")
+    })?;
+    announce("HTTP", web_listener.local_addr()?);
+    let mut web_stop = stop_rx.clone();
+    let web_task = tokio::spawn(telegaz_web::serve(web_listener, metrics, async move {
+        let _ = web_stop.changed().await;
+    }));
+
+    let ftp_listener = bind_ftp(&config).await?;
+    announce("FTP", ftp_listener.local_addr()?);
+    let ftp = &config.ftp;
+    let ports = ftp.passive_ports;
+    let engine = tokio::spawn(engine_libunftp::run(
+        ftp_listener,
+        receiver,
+        engine_libunftp::EngineSettings {
+            passive_ports: ports.first()..=ports.last(),
+            passive_host: ftp.passive_host.clone(),
+            idle_timeout: ftp.idle_timeout,
+            stall_timeout: ftp.stall_timeout,
+        },
+        stop_rx,
+    ));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = engine.await;
+    let _ = web_task.await;
+    audit.flush().await;
+    drop(audit);
+    let _ = audit_task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
