@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use telegaz_domain::PartialReason;
 use telegaz_ftp::{Backend, FsError, SessionInfo, UploadRequest, UploadSink, VPath, WriteMode};
 use telegaz_receiver::{DeviceAccount, Receiver};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError,
@@ -28,13 +28,171 @@ pub struct EngineSettings {
     pub passive_host: Option<String>,
     pub idle_timeout: Duration,
     pub stall_timeout: Duration,
+    pub login_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub greeting: &'static str,
 }
 
-fn session_for(peer: SocketAddr) -> SessionInfo {
+/// Counts control connections, in total and per source address.
+#[derive(Default)]
+struct ConnectionCounter {
+    total: usize,
+    per_address: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+struct ConnectionSlot {
+    counter: Arc<std::sync::Mutex<ConnectionCounter>>,
+    ip: std::net::IpAddr,
+}
+
+impl ConnectionSlot {
+    /// Take a slot, or say which limit is reached.
+    fn take(
+        counter: &Arc<std::sync::Mutex<ConnectionCounter>>,
+        ip: std::net::IpAddr,
+        settings: &EngineSettings,
+    ) -> Result<Self, &'static str> {
+        let mut c = counter.lock().map_err(|_| "internal error")?;
+        if c.total >= settings.max_connections {
+            return Err("too many connections (ftp.max_connections)");
+        }
+        let n = c.per_address.entry(ip).or_insert(0);
+        if *n >= settings.max_connections_per_address {
+            return Err("too many connections from this address (ftp.max_connections_per_address)");
+        }
+        *n += 1;
+        c.total += 1;
+        Ok(Self {
+            counter: counter.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counter.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.per_address.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_address.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// How long, after the data connection ends, we look for the client having
+/// gone away before we let libunftp send `226`. A killed client closes its
+/// control and data connections at the same moment; seeing the control one
+/// closed means the transfer was cut, and the client never hears `226`.
+const CLIENT_GONE_GRACE: Duration = Duration::from_millis(100);
+
+fn session_for(peer: SocketAddr, local: SocketAddr) -> SessionInfo {
     SessionInfo {
         id: format!("{:016x}", rand::random::<u64>()),
         peer,
-        local: SocketAddr::from(([0, 0, 0, 0], 0)),
+        local,
+    }
+}
+
+/// A second handle on the control connection's socket. libunftp owns the
+/// control stream and does not tell a storage backend when the client has
+/// gone; peeking at the socket does.
+#[derive(Debug)]
+struct ControlProbe {
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl ControlProbe {
+    fn new(stream: &tokio::net::TcpStream) -> Self {
+        use std::os::fd::AsFd;
+        let fd = stream.as_fd().try_clone_to_owned().ok();
+        if fd.is_none() {
+            tracing::warn!(
+                "cannot watch a control connection; early client exits will not be detected"
+            );
+        }
+        Self { fd }
+    }
+
+    /// Close the connection under libunftp's feet (login timeout).
+    fn hang_up(&self) {
+        if let Some(fd) = &self.fd {
+            let _ = socket2::SockRef::from(fd).shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether the client has closed or reset the control connection.
+    fn client_gone(&self) -> bool {
+        let Some(fd) = &self.fd else { return false };
+        let sock = socket2::SockRef::from(fd);
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match sock.peek(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Watch the control connection for a short while.
+    async fn client_gone_within(&self, grace: Duration) -> bool {
+        let step = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        loop {
+            if self.client_gone() {
+                return true;
+            }
+            if waited >= grace {
+                return false;
+            }
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+    }
+}
+
+/// Owns an upload in progress. If libunftp drops the transfer (ABOR, the
+/// session ending), the bytes that arrived are still kept, as `partial`.
+struct SinkGuard {
+    sink: Option<telegaz_receiver::DeviceUpload>,
+    probe: Arc<ControlProbe>,
+}
+
+impl SinkGuard {
+    fn get(&mut self) -> Result<&mut telegaz_receiver::DeviceUpload, SError> {
+        self.sink
+            .as_mut()
+            .ok_or_else(|| SError::from(ErrorKind::LocalError))
+    }
+
+    async fn abandon(&mut self, reason: PartialReason) {
+        if let Some(sink) = self.sink.take() {
+            let _ = sink.abandon(reason).await;
+        }
+    }
+}
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        if let Some(sink) = self.sink.take() {
+            let reason = if self.probe.client_gone() {
+                PartialReason::ControlConnectionClosed
+            } else {
+                PartialReason::Aborted
+            };
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = sink.abandon(reason).await;
+                });
+            }
+            // Without a runtime (process exit) the temporary file stays and
+            // start-up reconciliation records it as partial.
+        }
     }
 }
 
@@ -42,6 +200,7 @@ fn session_for(peer: SocketAddr) -> SessionInfo {
 pub struct LuUser {
     account: DeviceAccount,
     session: SessionInfo,
+    probe: Arc<ControlProbe>,
 }
 
 impl fmt::Display for LuUser {
@@ -88,6 +247,7 @@ impl Authenticator for LuAuth {
 
 struct LuUsers {
     session: SessionInfo,
+    probe: Arc<ControlProbe>,
     logged_in: Arc<std::sync::Mutex<Option<DeviceAccount>>>,
 }
 
@@ -113,6 +273,7 @@ impl UserDetailProvider for LuUsers {
         Ok(LuUser {
             account,
             session: self.session.clone(),
+            probe: self.probe.clone(),
         })
     }
 }
@@ -191,6 +352,12 @@ fn meta(e: &telegaz_ftp::Entry) -> LuMeta {
 impl StorageBackend<LuUser> for LuStorage {
     type Metadata = LuMeta;
 
+    fn supported_features(&self) -> u32 {
+        // REST + STOR continues an interrupted upload (a new upload that
+        // holds the stored prefix and the rest).
+        unftp_core::storage::FEATURE_RESTART
+    }
+
     async fn metadata<P: AsRef<Path> + Send + fmt::Debug>(
         &self,
         user: &LuUser,
@@ -256,7 +423,7 @@ impl StorageBackend<LuUser> for LuStorage {
         } else {
             WriteMode::Store { unique: false }
         };
-        let mut sink = self
+        let sink = self
             .receiver
             .begin_upload(
                 &user.session,
@@ -265,37 +432,48 @@ impl StorageBackend<LuUser> for LuStorage {
             )
             .await
             .map_err(fs_err)?;
+        let mut guard = SinkGuard {
+            sink: Some(sink),
+            probe: user.probe.clone(),
+        };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = match tokio::time::timeout(self.stall_timeout, input.read(&mut buf)).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
-                    let _ = sink
+                    guard
                         .abandon(PartialReason::DataConnectionLost(e.to_string()))
                         .await;
                     return Err(SError::new(ErrorKind::ConnectionClosed, e));
                 }
                 Err(_) => {
-                    let _ = sink
-                        .abandon(PartialReason::Stalled {
-                            seconds: self.stall_timeout.as_secs(),
-                        })
-                        .await;
+                    let seconds = self.stall_timeout.as_secs();
+                    guard.abandon(PartialReason::Stalled { seconds }).await;
                     return Err(SError::from(ErrorKind::ConnectionClosed));
                 }
             };
             if n == 0 {
                 break;
             }
-            if let Err(e) = sink.write(&buf[..n]).await {
+            if let Err(e) = guard.get()?.write(&buf[..n]).await {
                 let reason = match &e {
                     FsError::TooLarge(limit) => PartialReason::TooLarge { limit: *limit },
                     other => PartialReason::StorageError(other.to_string()),
                 };
-                let _ = sink.abandon(reason).await;
+                guard.abandon(reason).await;
                 return Err(fs_err(e));
             }
         }
+        // The data connection ended. If the client went with it, the file may
+        // be cut short and nobody would read our 226: keep it as partial.
+        if user.probe.client_gone_within(CLIENT_GONE_GRACE).await {
+            guard.abandon(PartialReason::ControlConnectionClosed).await;
+            return Err(SError::from(ErrorKind::ConnectionClosed));
+        }
+        let sink = guard
+            .sink
+            .take()
+            .ok_or_else(|| SError::from(ErrorKind::LocalError))?;
         let receipt = sink.complete().await.map_err(fs_err)?;
         Ok(receipt.size)
     }
@@ -371,6 +549,7 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
+    let counter = Arc::new(std::sync::Mutex::new(ConnectionCounter::default()));
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -384,9 +563,28 @@ pub async fn run(
         };
         let receiver = receiver.clone();
         let settings = settings.clone();
+        let counter = counter.clone();
         tokio::spawn(async move {
-            let session = session_for(peer);
+            let local = stream
+                .local_addr()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let session = session_for(peer, local);
+            let slot = match ConnectionSlot::take(&counter, peer.ip(), &settings) {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    receiver.refused(&session, reason).await;
+                    let mut stream = stream;
+                    let msg = format!("421 Service not available: {reason}; try again later\r\n");
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        stream.write_all(msg.as_bytes()),
+                    )
+                    .await;
+                    return;
+                }
+            };
             receiver.connected(&session).await;
+            let probe = Arc::new(ControlProbe::new(&stream));
             let logged_in = Arc::new(std::sync::Mutex::new(None));
             let storage = LuStorage {
                 receiver: receiver.clone(),
@@ -399,14 +597,41 @@ pub async fn run(
             });
             let users = Arc::new(LuUsers {
                 session: session.clone(),
+                probe: probe.clone(),
                 logged_in: logged_in.clone(),
             });
+            // A connection that does not log in in time is closed.
+            let watchdog = {
+                let probe = probe.clone();
+                let logged_in = logged_in.clone();
+                let receiver = receiver.clone();
+                let session = session.clone();
+                let login_timeout = settings.login_timeout;
+                tokio::spawn(async move {
+                    tokio::time::sleep(login_timeout).await;
+                    let logged = logged_in.lock().map(|g| g.is_some()).unwrap_or(true);
+                    if !logged {
+                        receiver
+                            .refused(
+                                &session,
+                                &format!(
+                                    "no login within {}s (ftp.login_timeout)",
+                                    login_timeout.as_secs()
+                                ),
+                            )
+                            .await;
+                        probe.hang_up();
+                    }
+                })
+            };
             let mut builder =
                 libunftp::ServerBuilder::<LuStorage, LuUser>::with_user_detail_provider(
                     Box::new(move || storage.clone()),
                     users,
                 )
                 .authenticator(auth)
+                .greeting(settings.greeting)
+                .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
                 .passive_ports(settings.passive_ports.clone())
                 .idle_session_timeout(settings.idle_timeout.as_secs());
             if let Some(h) = &settings.passive_host {
@@ -419,10 +644,12 @@ pub async fn run(
                 },
                 Err(e) => e.to_string(),
             };
+            watchdog.abort();
             let account = logged_in.lock().ok().and_then(|g| g.clone());
             receiver
                 .disconnected(&session, account.as_ref(), &reason)
                 .await;
+            drop(slot);
         });
     }
 }

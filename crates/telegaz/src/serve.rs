@@ -99,6 +99,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             passive_host: ftp.passive_host.clone(),
             idle_timeout: ftp.idle_timeout,
             stall_timeout: ftp.stall_timeout,
+            login_timeout: ftp.login_timeout,
+            max_connections: ftp.max_connections,
+            max_connections_per_address: ftp.max_connections_per_address,
+            // libunftp wants a 'static greeting; this is done once per process.
+            greeting: Box::leak(ftp.greeting.clone().into_boxed_str()),
         },
         stop_rx,
     ));

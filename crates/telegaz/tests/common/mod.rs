@@ -1,0 +1,331 @@
+//! Black-box harness: runs the real `telegaz` binary on free ports, with its
+//! own data directory, and reads back what it recorded through its own CLI.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_telegaz");
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deterministic test content (no two tests share it unless they want to).
+pub fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub struct Server {
+    pub dir: PathBuf,
+    pub ftp: SocketAddr,
+    pub http: SocketAddr,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// A new data directory, with devices `unit1`/`pw-unit1` and `unit2`/`pw-unit2`.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        cli_in(
+            &dir,
+            &env,
+            &["device", "add", "unit1", "--password", "pw-unit1"],
+        );
+        cli_in(
+            &dir,
+            &env,
+            &["device", "add", "unit2", "--password", "pw-unit2"],
+        );
+        let mut s = Self::spawn(dir, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(&dir)
+            .args([
+                "serve",
+                "--ftp-listen",
+                "127.0.0.1:0",
+                "--passive-ports",
+                "0-0",
+                "--web-listen",
+                "127.0.0.1:0",
+            ])
+            .env("TELEGAZ_LOG__LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.parent().unwrap().join("server.log"))
+                    .unwrap(),
+            ));
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut ftp, mut http) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ftp.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(dir.parent().unwrap().join("server.log"))
+                    .unwrap_or_default();
+                panic!("server did not announce its ports; log:\n{log}")
+            });
+            let addr = |l: &str| l.rsplit(' ').next().unwrap().parse::<SocketAddr>().unwrap();
+            if line.starts_with("telegaz: FTP listening on ") {
+                ftp = Some(addr(&line));
+            } else if line.starts_with("telegaz: HTTP listening on ") {
+                http = Some(addr(&line));
+            }
+        }
+        Server {
+            dir,
+            ftp: ftp.unwrap(),
+            http: http.unwrap(),
+            child: Some(child),
+            _tmp: None,
+            env,
+        }
+    }
+
+    /// SIGKILL the server (no shutdown path runs).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("server did not stop within 30 s of SIGTERM");
+        }
+    }
+
+    /// Start again on the same data directory (new ports).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let tmp = self._tmp.take();
+        let mut s = Self::spawn(self.dir.clone(), self.env.clone());
+        s._tmp = tmp;
+        std::mem::swap(self, &mut s);
+    }
+
+    pub fn ftp_url(&self, user: &str, pass: &str, path: &str) -> String {
+        format!("ftp://{user}:{pass}@{}{path}", self.ftp)
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli_in(&self.dir, &self.env, args)
+    }
+
+    pub fn uploads(&self) -> Vec<Value> {
+        let out = self.cli(&["uploads", "list", "--json"]);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Wait until some upload satisfies `pred` and nothing is still receiving.
+    pub fn wait_upload(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let all = self.uploads();
+            if let Some(u) = all.iter().find(|u| pred(u))
+                && !all.iter().any(|u| u["status"] == "receiving")
+            {
+                return u.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no matching upload; uploads: {all:#?}\nlog:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn upload_bytes(&self, id: i64) -> Vec<u8> {
+        let out = self.cli(&["uploads", "get", &id.to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        let out = self.cli(&["audit", "--json"]);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Wait until the audit trail holds an event satisfying `pred` (it is written in batches).
+    pub fn wait_audit(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let all = self.audit();
+            if let Some(e) = all.iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("no matching audit event; audit: {all:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.parent().unwrap().join("server.log")).unwrap_or_default()
+    }
+
+    /// Every file under the test's temporary root, outside the data directory.
+    pub fn files_outside_data_dir(&self) -> Vec<PathBuf> {
+        let root = self.dir.parent().unwrap();
+        let mut out = Vec::new();
+        walk(root, &mut |p| {
+            if !p.starts_with(&self.dir) && p.file_name().is_some_and(|n| n != "server.log") {
+                out.push(p.to_path_buf());
+            }
+        });
+        out
+    }
+
+    /// Assert that an upload is recorded complete with exactly these bytes.
+    pub fn assert_stored(&self, upload: &Value, data: &[u8]) {
+        assert_eq!(upload["status"], "complete", "{upload:#}");
+        assert_eq!(upload["size"], data.len() as u64, "{upload:#}");
+        assert_eq!(upload["sha256"], sha256_hex(data), "{upload:#}");
+        let id = upload["id"].as_i64().unwrap();
+        assert!(
+            self.upload_bytes(id) == data,
+            "stored bytes differ for upload {id}"
+        );
+    }
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, f);
+        } else {
+            f(&p);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn cli_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "telegaz {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run an external client; panic with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Write test content to a file in a fresh temporary directory.
+pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    std::fs::write(&p, data).unwrap();
+    (d, p)
+}
