@@ -1,7 +1,8 @@
 //! Virtual paths. A device's files live in a namespace that exists only in the
 //! database; these paths are never handed to the file system, so no spelling of
 //! `..`, absolute paths, encodings or links can reach outside it. Resolution still
-//! clamps `..` at the root and refuses names no client should send.
+//! clamps `..` at the root and refuses names no client should send. A
+//! backslash is a separator, as DOS-style clients mean it.
 
 use std::fmt;
 
@@ -47,12 +48,13 @@ impl VPath {
         if arg.chars().any(|c| c.is_control()) {
             return Err(PathError::ControlCharacter);
         }
-        let mut parts: Vec<&str> = if arg.starts_with('/') {
+        // Some embedded clients write DOS-style paths: `\` separates too.
+        let mut parts: Vec<&str> = if arg.starts_with(['/', '\\']) {
             Vec::new()
         } else {
             cwd.components().collect()
         };
-        for comp in arg.split('/') {
+        for comp in arg.split(['/', '\\']) {
             match comp {
                 "" | "." => {}
                 ".." => {
@@ -134,6 +136,14 @@ mod tests {
     }
 
     #[test]
+    fn backslashes_separate_like_slashes() {
+        let cwd = p("/arch");
+        assert_eq!(VPath::resolve(&cwd, "..\\..\\x.bin").unwrap(), p("/x.bin"));
+        assert_eq!(VPath::resolve(&cwd, "\\in\\a.txt").unwrap(), p("/in/a.txt"));
+        assert_eq!(VPath::resolve(&cwd, "d\\e").unwrap(), p("/arch/d/e"));
+    }
+
+    #[test]
     fn dot_dot_never_climbs_above_the_root() {
         let cwd = p("/a");
         assert_eq!(
@@ -144,10 +154,9 @@ mod tests {
     }
 
     #[test]
-    fn encoded_and_windows_spellings_are_plain_names() {
+    fn percent_encoding_is_not_decoded() {
         let root = VPath::root();
         assert_eq!(VPath::resolve(&root, "%2e%2e/x").unwrap(), p("/%2e%2e/x"));
-        assert_eq!(VPath::resolve(&root, "..\\..\\x").unwrap(), p("/..\\..\\x"));
     }
 
     #[test]

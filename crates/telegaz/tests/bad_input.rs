@@ -1,0 +1,346 @@
+//! Bad input: each gets a clear reply, nothing accepted is lost, nothing is
+//! written outside the spool, and the server keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Server, content};
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, FtpStream, Status};
+
+/// A raw control connection, for what no well-behaved client sends.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(s: &Server) -> Self {
+        let stream = TcpStream::connect(s.ftp).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut r = Raw {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        let greeting = r.reply();
+        assert!(greeting.starts_with("220"), "{greeting}");
+        r
+    }
+
+    /// One complete reply (multi-line replies joined).
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap() == 0 {
+                return all + "<closed>";
+            }
+            all.push_str(&line);
+            let b = line.as_bytes();
+            if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
+                return all;
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+}
+
+fn login_err(s: &Server, user: &str, pass: &str) -> FtpError {
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login(user, pass).unwrap_err()
+}
+
+fn assert_530(e: FtpError) {
+    match e {
+        FtpError::UnexpectedResponse(r) => assert_eq!(r.status, Status::NotLoggedIn, "{r:?}"),
+        other => panic!("expected 530, got {other:?}"),
+    }
+}
+
+/// The server still accepts a normal upload.
+fn still_serving(s: &Server, name: &str) {
+    let data = content(99, 1234);
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login("unit2", "pw-unit2").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    ftp.put_file(name, &mut Cursor::new(&data)).unwrap();
+    ftp.quit().unwrap();
+    let want = format!("/{name}");
+    let u = s.wait_upload(|u| u["final_path"] == want.as_str());
+    s.assert_stored(&u, &data);
+}
+
+#[test]
+fn refused_logins_are_clear_and_audited_without_the_password() {
+    let s = Server::start();
+    s.cli(&["device", "add", "off1", "--password", "pw-off1"]);
+    s.cli(&["device", "disable", "off1"]);
+    s.cli(&[
+        "device",
+        "add",
+        "far1",
+        "--password",
+        "pw-far1",
+        "--allow",
+        "10.20.0.0/16",
+    ]);
+
+    assert_530(login_err(&s, "unit1", "wrong-secret-1"));
+    assert_530(login_err(&s, "nobody", "wrong-secret-2"));
+    assert_530(login_err(&s, "off1", "pw-off1"));
+    assert_530(login_err(&s, "far1", "pw-far1"));
+
+    for (login, reason) in [
+        ("unit1", "bad_password"),
+        ("nobody", "unknown_user"),
+        ("off1", "disabled"),
+        ("far1", "address_not_allowed"),
+    ] {
+        s.wait_audit(|e| {
+            e["kind"] == "login_failed" && e["login"] == login && e["outcome"] == reason
+        });
+    }
+    let audit = serde_json::to_string(&s.audit()).unwrap();
+    for secret in ["wrong-secret-1", "wrong-secret-2", "pw-off1", "pw-far1"] {
+        assert!(
+            !audit.contains(secret),
+            "a password reached the audit trail"
+        );
+        assert!(!s.log().contains(secret), "a password reached the log");
+    }
+    assert!(s.uploads().is_empty());
+    still_serving(&s, "after-logins.bin");
+}
+
+#[test]
+fn repeated_failures_block_the_login_for_a_while() {
+    let s = Server::start();
+    for _ in 0..5 {
+        assert_530(login_err(&s, "unit1", "guess"));
+    }
+    // Now even the right password is refused from this address.
+    assert_530(login_err(&s, "unit1", "pw-unit1"));
+    s.wait_audit(|e| e["kind"] == "login_failed" && e["outcome"] == "blocked");
+    // Another device from the same address is not locked out by one device's failures.
+    still_serving(&s, "other-device.bin");
+}
+
+#[test]
+fn traversal_attempts_stay_inside_the_device_namespace() {
+    let s = Server::start();
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login("unit1", "pw-unit1").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    let data = content(30, 3000);
+
+    // STOR: ".." is clamped at the device's root; the name lands in its namespace.
+    for name in [
+        "../../../../escape1.bin",
+        "/../../etc/escape2.bin",
+        "..\\..\\escape3.bin",
+        "%2e%2e/%2e%2e/escape4.bin",
+    ] {
+        let r = ftp.put_file(name, &mut Cursor::new(&data));
+        if r.is_ok() {
+            let all = s.uploads();
+            let last = all
+                .iter()
+                .max_by_key(|u| u["id"].as_i64().unwrap())
+                .unwrap();
+            let p = last["final_path"].as_str().unwrap();
+            assert!(p.starts_with('/') && !p.contains(".."), "{p}");
+        }
+    }
+    // CWD cannot leave the root: libunftp echoes the unnormalised path in
+    // PWD, but every path is resolved in the device's namespace, where `..`
+    // at the root is the root, so the next upload lands at the top of it.
+    let _ = ftp.cwd("../../../..");
+    assert!(
+        ftp.cwd("/../../tmp").is_err(),
+        "there is no /tmp in the namespace"
+    );
+    ftp.put_file("after-cwd.bin", &mut Cursor::new(&data))
+        .unwrap();
+    s.wait_upload(|u| u["final_path"] == "/after-cwd.bin");
+    ftp.cwd("/").unwrap();
+    // RNTO and DELE outside the namespace.
+    ftp.put_file("victim.bin", &mut Cursor::new(&data)).unwrap();
+    let _ = ftp.rename("victim.bin", "../../../../tmp/moved.bin");
+    assert!(ftp.rm("../../../../etc/passwd").is_err());
+    assert!(ftp.rm("/../spool/objects").is_err());
+    ftp.quit().unwrap();
+
+    assert!(
+        s.files_outside_data_dir().is_empty(),
+        "{:?}",
+        s.files_outside_data_dir()
+    );
+    assert!(!std::path::Path::new("/tmp/moved.bin").exists());
+    assert!(!std::path::Path::new("/etc/escape2.bin").exists());
+    // Every upload's bytes are intact in the spool.
+    for u in s.uploads() {
+        s.assert_stored(&u, &data);
+    }
+}
+
+#[test]
+fn a_file_over_the_size_limit_gets_552_and_is_kept_as_partial() {
+    let s = Server::start_with(&[("TELEGAZ_FTP__MAX_FILE_SIZE", "100000")]);
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login("unit1", "pw-unit1").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    let data = content(31, 300_000);
+    let err = ftp
+        .put_file("big.bin", &mut Cursor::new(&data))
+        .unwrap_err();
+    let status = match &err {
+        FtpError::UnexpectedResponse(r) => r.status,
+        other => panic!("expected a 552 reply, got {other:?}"),
+    };
+    assert_eq!(status, Status::ExceededStorage, "{err:?}");
+    let u = s.wait_upload(|u| u["final_path"] == "/big.bin");
+    assert_eq!(u["status"], "partial", "{u:#}");
+    assert!(
+        u["reason"].as_str().unwrap().starts_with("too_large"),
+        "{u:#}"
+    );
+    assert_eq!(u["size"], 100_000);
+    assert!(s.upload_bytes(u["id"].as_i64().unwrap()) == data[..100_000]);
+    still_serving(&s, "small.bin");
+}
+
+#[test]
+fn a_windows_1251_file_name_is_accepted_and_the_bytes_kept() {
+    let s = Server::start();
+    let data = content(32, 4096);
+    let (_d, f) = common::temp_file("w.bin", &data);
+    // Python ftplib with the cp1251 encoding puts the raw 1251 bytes on the wire.
+    common::run_ok(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                r#"
+import ftplib, sys
+ftp = ftplib.FTP(encoding='cp1251')
+ftp.connect('127.0.0.1', int(sys.argv[1]), timeout=30)
+ftp.login('unit1', 'pw-unit1')
+ftp.storbinary('STOR Отчёт_сутки.txt', open(sys.argv[2], 'rb'))
+ftp.quit()
+"#,
+            )
+            .arg(s.ftp.port().to_string())
+            .arg(&f),
+    );
+    let u = s.wait_upload(|u| u["status"] == "complete");
+    s.assert_stored(&u, &data);
+    let name = u["original_name"].as_str().unwrap();
+    assert!(
+        name.ends_with("_сутки.txt") || name.ends_with(".txt"),
+        "{name}"
+    );
+    assert!(s.files_outside_data_dir().is_empty());
+}
+
+#[test]
+fn a_100_kb_command_line_gets_a_reply_and_harms_nothing() {
+    let s = Server::start();
+    let long = "A".repeat(100 * 1024);
+    // Before login.
+    let mut raw = Raw::connect(&s);
+    let r = raw.cmd(&format!("USER {long}"));
+    assert!(
+        r.starts_with('3') || r.starts_with('5') || r.contains("<closed>"),
+        "{}",
+        &r[..r.len().min(200)]
+    );
+    // After login, as a file name and as a directory.
+    let mut raw = Raw::connect(&s);
+    assert!(raw.cmd("USER unit1").starts_with("331"));
+    assert!(raw.cmd("PASS pw-unit1").starts_with("230"));
+    let r = raw.cmd(&format!("MKD {long}"));
+    assert!(
+        r.starts_with('5') || r.contains("<closed>"),
+        "{}",
+        &r[..r.len().min(200)]
+    );
+    let r = raw.cmd(&format!("CWD {long}"));
+    assert!(
+        r.starts_with('5') || r.contains("<closed>"),
+        "{}",
+        &r[..r.len().min(200)]
+    );
+    drop(raw);
+    assert!(s.files_outside_data_dir().is_empty());
+    still_serving(&s, "after-long-line.bin");
+}
+
+#[test]
+fn binary_garbage_before_login_harms_nothing() {
+    let s = Server::start();
+    let mut raw = Raw::connect(&s);
+    let mut junk = content(33, 8192);
+    junk.extend_from_slice(
+        b"\xff\xf4\xff\xf2\x00\x00\r\n\r\n\n\x1b[2J\r\nSTOR /etc/x\r\nPASS \xd0\xd1\r\n",
+    );
+    raw.send(&junk);
+    // Whatever it answers, it answers without crashing; read until quiet.
+    raw.writer
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = raw
+        .reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = raw.reader.read_to_end(&mut sink);
+    let text = String::from_utf8_lossy(&sink);
+    assert!(!text.contains("230"), "garbage must not log in: {text}");
+    drop(raw);
+    assert!(s.uploads().is_empty());
+    assert!(s.files_outside_data_dir().is_empty());
+    still_serving(&s, "after-garbage.bin");
+}
+
+#[test]
+fn a_hundred_parallel_sessions_of_one_device() {
+    let s = Server::start();
+    let addr = s.ftp;
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let data = content(500 + i, 10_000 + i as usize * 101);
+                let mut ftp = FtpStream::connect(addr).unwrap();
+                ftp.login("unit1", "pw-unit1").unwrap();
+                ftp.transfer_type(FileType::Binary).unwrap();
+                ftp.put_file(format!("p{i}.bin"), &mut Cursor::new(&data))
+                    .unwrap();
+                ftp.quit().unwrap();
+                (format!("/p{i}.bin"), data)
+            })
+        })
+        .collect();
+    let sent: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let uploads = s.uploads();
+    assert_eq!(uploads.len(), 100);
+    for (path, data) in sent {
+        let u = uploads
+            .iter()
+            .find(|u| u["final_path"] == path.as_str())
+            .unwrap();
+        s.assert_stored(u, &data);
+    }
+}
