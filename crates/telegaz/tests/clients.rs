@@ -381,3 +381,32 @@ fn busybox_ftpput() {
     s.assert_stored(&u, &data);
     assert_eq!(u["device"], "unit2");
 }
+
+#[test]
+fn health_and_prometheus_metrics_over_http() {
+    let s = Server::start();
+    let mut ftp = login(&s, "unit1", "pw-unit1");
+    ftp.put_file("m.bin", &mut Cursor::new(b"metrics")).unwrap();
+    ftp.quit().unwrap();
+    s.wait_upload(|u| u["final_path"] == "/m.bin");
+    let health = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail"])
+            .arg(format!("http://{}/healthz", s.http)),
+    );
+    assert_eq!(String::from_utf8_lossy(&health.stdout).trim(), "ok");
+    let metrics = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail"])
+            .arg(format!("http://{}/metrics", s.http)),
+    );
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        text.contains("telegaz_uploads_total{status=\"complete\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("telegaz_ftp_logins_total{outcome=\"ok\"} 1"),
+        "{text}"
+    );
+}
