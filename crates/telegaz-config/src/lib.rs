@@ -79,9 +79,14 @@ pub struct FtpConfig {
     /// Time allowed from connecting to a successful login.
     #[serde(with = "humantime_serde")]
     pub login_timeout: Duration,
+    /// How long to wait for the data connection after PASV/EPSV/PORT/EPRT.
+    #[serde(with = "humantime_serde")]
+    pub data_connect_timeout: Duration,
     /// Simultaneous control connections, in total and from one address.
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// Longest command line accepted (bytes); longer lines get 500.
+    pub max_command_line: usize,
     /// Text of the 220 greeting.
     pub greeting: String,
 }
@@ -96,8 +101,10 @@ impl Default for FtpConfig {
             stall_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(60),
+            data_connect_timeout: Duration::from_secs(60),
             max_connections: 2000,
             max_connections_per_address: 500,
+            max_command_line: 4096,
             greeting: "Telegaz FTP ready".into(),
         }
     }
@@ -287,6 +294,10 @@ impl Config {
             ("ftp.stall_timeout", ftp.stall_timeout.is_zero()),
             ("ftp.idle_timeout", ftp.idle_timeout.is_zero()),
             ("ftp.login_timeout", ftp.login_timeout.is_zero()),
+            (
+                "ftp.data_connect_timeout",
+                ftp.data_connect_timeout.is_zero(),
+            ),
         ];
         for (key, bad) in positive {
             if bad {
@@ -294,6 +305,11 @@ impl Config {
                     "{key} must be greater than zero"
                 )));
             }
+        }
+        if ftp.max_command_line < 512 {
+            return Err(ConfigError::Invalid(
+                "ftp.max_command_line must be at least 512 bytes (paths need room)".into(),
+            ));
         }
         if let Some(host) = &ftp.passive_host
             && (host.trim().is_empty() || host.contains(char::is_whitespace))

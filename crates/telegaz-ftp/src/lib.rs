@@ -3,9 +3,11 @@
 mod backend;
 pub mod names;
 mod path;
+mod server;
 
 pub use backend::{
     Account, Backend, Entry, FsError, LoginError, Receipt, SessionInfo, UploadRequest, UploadSink,
     WriteMode,
 };
 pub use path::{PathError, VPath};
+pub use server::{CLIENT_GONE_GRACE, EngineConfig, serve};

@@ -4,7 +4,6 @@ mod cli;
 mod cmd_audit;
 mod cmd_device;
 mod cmd_uploads;
-mod engine_libunftp;
 mod logging;
 mod serve;
 mod timearg;

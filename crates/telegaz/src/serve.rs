@@ -7,8 +7,6 @@ use telegaz_receiver::{AuditLog, Receiver, ReceiverSettings, reconcile};
 use telegaz_spool::Spool;
 use tokio::net::TcpListener;
 
-use crate::engine_libunftp;
-
 /// Print a line that scripts and tests can wait for.
 fn announce(what: &str, addr: std::net::SocketAddr) {
     let mut out = std::io::stdout().lock();
@@ -90,20 +88,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ftp_listener = bind_ftp(&config).await?;
     announce("FTP", ftp_listener.local_addr()?);
     let ftp = &config.ftp;
-    let ports = ftp.passive_ports;
-    let engine = tokio::spawn(engine_libunftp::run(
+    let passive_address = match &ftp.passive_host {
+        Some(host) => Some(resolve_passive_host(host).await?),
+        None => None,
+    };
+    let engine = tokio::spawn(telegaz_ftp::serve(
         ftp_listener,
-        receiver,
-        engine_libunftp::EngineSettings {
-            passive_ports: ports.first()..=ports.last(),
-            passive_host: ftp.passive_host.clone(),
-            idle_timeout: ftp.idle_timeout,
+        std::sync::Arc::new(receiver),
+        telegaz_ftp::EngineConfig {
+            passive_ports: (ftp.passive_ports.first(), ftp.passive_ports.last()),
+            passive_address,
             stall_timeout: ftp.stall_timeout,
+            idle_timeout: ftp.idle_timeout,
             login_timeout: ftp.login_timeout,
+            data_connect_timeout: ftp.data_connect_timeout,
             max_connections: ftp.max_connections,
             max_connections_per_address: ftp.max_connections_per_address,
-            // libunftp wants a 'static greeting; this is done once per process.
-            greeting: Box::leak(ftp.greeting.clone().into_boxed_str()),
+            max_command_line: ftp.max_command_line,
+            greeting: ftp.greeting.clone(),
+            client_gone_grace: telegaz_ftp::CLIENT_GONE_GRACE,
         },
         stop_rx,
     ));
@@ -139,4 +142,23 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// The address advertised in PASV replies: an IP, or a DNS name resolved once at start.
+async fn resolve_passive_host(host: &str) -> anyhow::Result<std::net::IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let addrs: Vec<_> = tokio::net::lookup_host((host, 0))
+        .await
+        .with_context(|| {
+            format!("cannot resolve ftp.passive_host {host:?}; use the server's public IP address")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(|a| a.ip())
+        .with_context(|| format!("ftp.passive_host {host:?} has no address"))
 }

@@ -165,14 +165,14 @@ fn traversal_attempts_stay_inside_the_device_namespace() {
             assert!(p.starts_with('/') && !p.contains(".."), "{p}");
         }
     }
-    // CWD cannot leave the root: libunftp echoes the unnormalised path in
-    // PWD, but every path is resolved in the device's namespace, where `..`
-    // at the root is the root, so the next upload lands at the top of it.
-    let _ = ftp.cwd("../../../..");
+    // CWD cannot leave the root: `..` at the root is the root.
+    ftp.cwd("../../../..").unwrap();
+    assert_eq!(ftp.pwd().unwrap(), "/");
     assert!(
         ftp.cwd("/../../tmp").is_err(),
         "there is no /tmp in the namespace"
     );
+    assert_eq!(ftp.pwd().unwrap(), "/");
     ftp.put_file("after-cwd.bin", &mut Cursor::new(&data))
         .unwrap();
     s.wait_upload(|u| u["final_path"] == "/after-cwd.bin");
@@ -247,11 +247,12 @@ ftp.quit()
     );
     let u = s.wait_upload(|u| u["status"] == "complete");
     s.assert_stored(&u, &data);
-    let name = u["original_name"].as_str().unwrap();
-    assert!(
-        name.ends_with("_сутки.txt") || name.ends_with(".txt"),
-        "{name}"
-    );
+    // The name is decoded for reading and its exact bytes are kept.
+    assert_eq!(u["original_name"], "Отчёт_сутки.txt", "{u:#}");
+    let (raw, _, _) = encoding_rs::WINDOWS_1251.encode("Отчёт_сутки.txt");
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(u["original_name_hex"], hex, "{u:#}");
+    assert_eq!(u["final_path"], "/Отчёт_сутки.txt");
     assert!(s.files_outside_data_dir().is_empty());
 }
 
@@ -263,26 +264,28 @@ fn a_100_kb_command_line_gets_a_reply_and_harms_nothing() {
     let mut raw = Raw::connect(&s);
     let r = raw.cmd(&format!("USER {long}"));
     assert!(
-        r.starts_with('3') || r.starts_with('5') || r.contains("<closed>"),
+        r.starts_with("500 Command line too long"),
         "{}",
         &r[..r.len().min(200)]
     );
+    // The connection goes on: the next line is read as a command.
+    assert!(raw.cmd("NOOP").starts_with("200"));
     // After login, as a file name and as a directory.
     let mut raw = Raw::connect(&s);
     assert!(raw.cmd("USER unit1").starts_with("331"));
     assert!(raw.cmd("PASS pw-unit1").starts_with("230"));
-    let r = raw.cmd(&format!("MKD {long}"));
-    assert!(
-        r.starts_with('5') || r.contains("<closed>"),
-        "{}",
-        &r[..r.len().min(200)]
-    );
-    let r = raw.cmd(&format!("CWD {long}"));
-    assert!(
-        r.starts_with('5') || r.contains("<closed>"),
-        "{}",
-        &r[..r.len().min(200)]
-    );
+    for cmd in ["MKD", "CWD", "STOR", "DELE", "RNFR"] {
+        let r = raw.cmd(&format!("{cmd} {long}"));
+        assert!(
+            r.starts_with("500 Command line too long"),
+            "{cmd}: {}",
+            &r[..r.len().min(200)]
+        );
+    }
+    // A name under the line limit but over the path limits gets a clear refusal.
+    let r = raw.cmd(&format!("MKD {}", "b".repeat(1000)));
+    assert!(r.starts_with("553"), "{r}");
+    assert!(raw.cmd("PWD").starts_with("257 \"/\""));
     drop(raw);
     assert!(s.files_outside_data_dir().is_empty());
     still_serving(&s, "after-long-line.bin");
@@ -315,6 +318,60 @@ fn binary_garbage_before_login_harms_nothing() {
     still_serving(&s, "after-garbage.bin");
 }
 
+/// Open a passive data port on a logged-in raw session; returns its port.
+fn epsv(raw: &mut Raw) -> u16 {
+    let r = raw.cmd("EPSV");
+    assert!(r.starts_with("229"), "{r}");
+    let inner = r.split("(|||").nth(1).unwrap();
+    inner.split('|').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn data_connections_only_from_the_client_and_no_bounce() {
+    let s = Server::start();
+    let mut raw = Raw::connect(&s);
+    assert!(raw.cmd("USER unit1").starts_with("331"));
+    assert!(raw.cmd("PASS pw-unit1").starts_with("230"));
+    // PORT/EPRT naming another host (FTP bounce) is refused.
+    assert!(raw.cmd("PORT 10,1,2,3,200,10").starts_with("500"));
+    assert!(raw.cmd("EPRT |1|127.0.0.2|51000|").starts_with("500"));
+    assert!(
+        raw.cmd("PORT 127,0,0,1,0,22").starts_with("500"),
+        "privileged port"
+    );
+
+    // A passive port: an intruder (127.0.0.2) connects first and tries to inject data.
+    let port = epsv(&mut raw);
+    raw.send(b"STOR injected.bin\r\n");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        // The kernel completes the handshake (listen backlog); the server must not take it.
+        let mut i = sock
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .expect("the test must exercise a foreign connection");
+        let _ = i.write_all(b"FAKE CONSUMPTION DATA").await;
+        let _ = i.shutdown().await;
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // Then the real client, from the control connection's address.
+    let mut real = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let r = raw.reply();
+    assert!(r.starts_with("150"), "{r}");
+    real.write_all(b"genuine").unwrap();
+    drop(real);
+    let r = raw.reply();
+    assert!(r.starts_with("226"), "{r}");
+    let u = s.wait_upload(|u| u["final_path"] == "/injected.bin");
+    assert_eq!(s.upload_bytes(u["id"].as_i64().unwrap()), b"genuine");
+}
+
 #[test]
 fn a_hundred_parallel_sessions_of_one_device() {
     let s = Server::start();
@@ -343,4 +400,42 @@ fn a_hundred_parallel_sessions_of_one_device() {
             .unwrap();
         s.assert_stored(u, &data);
     }
+}
+
+#[test]
+fn login_and_idle_timeouts() {
+    let s = Server::start_with(&[
+        ("TELEGAZ_FTP__LOGIN_TIMEOUT", "1s"),
+        ("TELEGAZ_FTP__IDLE_TIMEOUT", "2s"),
+    ]);
+    // Connected but never logged in.
+    let mut silent = Raw::connect(&s);
+    let r = silent.reply();
+    assert!(r.starts_with("421") && r.contains("login_timeout"), "{r}");
+    // Logged in, then idle.
+    let mut idle = Raw::connect(&s);
+    assert!(idle.cmd("USER unit1").starts_with("331"));
+    assert!(idle.cmd("PASS pw-unit1").starts_with("230"));
+    let r = idle.reply();
+    assert!(r.starts_with("421") && r.contains("idle_timeout"), "{r}");
+    s.wait_audit(|e| e["kind"] == "disconnect" && e["detail"].as_str().unwrap().contains("idle"));
+}
+
+#[test]
+fn connection_limit_per_address() {
+    let s = Server::start_with(&[("TELEGAZ_FTP__MAX_CONNECTIONS_PER_ADDRESS", "3")]);
+    // Three connections from one address are allowed, the fourth is told why.
+    let held: Vec<Raw> = (0..3).map(|_| Raw::connect(&s)).collect();
+    let mut extra = TcpStream::connect(s.ftp).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = String::new();
+    let _ = extra.read_to_string(&mut text);
+    assert!(
+        text.starts_with("421") && text.contains("max_connections_per_address"),
+        "{text}"
+    );
+    s.wait_audit(|e| e["kind"] == "connect_refused");
+    drop(held);
 }

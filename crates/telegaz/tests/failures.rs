@@ -65,7 +65,6 @@ fn client_killed_mid_transfer_leaves_a_partial_upload_with_the_bytes_that_arrive
 }
 
 #[test]
-#[ignore = "fails on libunftp 0.24: ABOR during STOR is answered 226 while the transfer runs on, and the storage backend cannot see it; the upload is recorded complete"]
 fn client_that_sends_abor_leaves_a_partial_upload() {
     let s = Server::start();
     let mut ftp = FtpStream::connect(s.ftp).unwrap();
