@@ -421,17 +421,12 @@ impl<B: Backend> Session<B> {
                 self.reply_bytes(257, &bytes).await?;
             }
             "CWD" | "XCWD" | "CDUP" | "XCUP" => {
-                let target = if verb.ends_with("UP") {
-                    ".."
-                } else {
-                    arg_text.as_str()
-                };
                 let raw = if verb.ends_with("UP") {
                     b"..".as_slice()
                 } else {
                     arg
                 };
-                match self.resolve(raw, target) {
+                match self.resolve(raw) {
                     Ok(p) => match self.stat(&p).await {
                         Ok(e) if e.is_dir => {
                             self.cwd = p;
@@ -514,7 +509,7 @@ impl<B: Backend> Session<B> {
                     return Ok(Some(end));
                 }
             }
-            "SIZE" | "MDTM" => match self.resolve(arg, &arg_text) {
+            "SIZE" | "MDTM" => match self.resolve(arg) {
                 Ok(p) => match self.stat(&p).await {
                     Ok(e) if !e.is_dir => {
                         if verb == "SIZE" {
@@ -529,7 +524,7 @@ impl<B: Backend> Session<B> {
                 },
                 Err(msg) => self.reply(553, &msg).await?,
             },
-            "MKD" | "XMKD" => match self.resolve(arg, &arg_text) {
+            "MKD" | "XMKD" => match self.resolve(arg) {
                 Ok(p) => {
                     let r = match &self.account {
                         Some(a) => self.backend.mkdir(&self.info, a, &p).await,
@@ -546,7 +541,7 @@ impl<B: Backend> Session<B> {
                 }
                 Err(msg) => self.reply(553, &msg).await?,
             },
-            "RMD" | "XRMD" | "DELE" => match self.resolve(arg, &arg_text) {
+            "RMD" | "XRMD" | "DELE" => match self.resolve(arg) {
                 Ok(p) => {
                     let r = match &self.account {
                         Some(a) if verb == "DELE" => self.backend.delete(&self.info, a, &p).await,
@@ -560,7 +555,7 @@ impl<B: Backend> Session<B> {
                 }
                 Err(msg) => self.reply(553, &msg).await?,
             },
-            "RNFR" => match self.resolve(arg, &arg_text) {
+            "RNFR" => match self.resolve(arg) {
                 Ok(p) => match self.stat(&p).await {
                     Ok(_) => {
                         self.rnfr = Some(p);
@@ -575,7 +570,7 @@ impl<B: Backend> Session<B> {
                     self.reply(503, "Send RNFR first").await?;
                     return Ok(None);
                 };
-                match self.resolve(arg, &arg_text) {
+                match self.resolve(arg) {
                     Ok(to) => {
                         let r = match &self.account {
                             Some(a) => self.backend.rename(&self.info, a, &from, &to).await,
@@ -598,7 +593,7 @@ impl<B: Backend> Session<B> {
         Ok(None)
     }
 
-    fn resolve(&mut self, raw: &[u8], _text: &str) -> Result<VPath, String> {
+    fn resolve(&mut self, raw: &[u8]) -> Result<VPath, String> {
         let (name, enc) = names::decode(raw);
         if enc == NameEncoding::Cp1251 {
             self.encoding = NameEncoding::Cp1251;
@@ -912,8 +907,7 @@ impl<B: Backend> Session<B> {
     }
 
     async fn retrieve(&mut self, raw: &[u8], offset: u64) -> std::io::Result<Transfer> {
-        let text = String::from_utf8_lossy(raw).into_owned();
-        let path = match self.resolve(raw, &text) {
+        let path = match self.resolve(raw) {
             Ok(p) => p,
             Err(msg) => {
                 self.data = None;
@@ -946,8 +940,7 @@ impl<B: Backend> Session<B> {
         } else {
             raw.to_vec()
         };
-        let text = String::from_utf8_lossy(&arg).into_owned();
-        let path = match self.resolve(&arg, &text) {
+        let path = match self.resolve(&arg) {
             Ok(p) => p,
             Err(msg) => {
                 self.data = None;
