@@ -328,7 +328,9 @@ ftp.connect('127.0.0.1', port, timeout=30)
 ftp.login('unit1', 'pw-unit1')
 if mode == 'active':
     ftp.set_pasv(False)
-if mode == 'rest':
+if mode == 'stou':
+    resp = ftp.storbinary('STOU', io.BytesIO(data))
+elif mode == 'rest':
     # The first part arrived in an earlier session; continue from there.
     ftp.storbinary('STOR ' + name, io.BytesIO(data[:40000]))
     ftp.storbinary('STOR ' + name, io.BytesIO(data[40000:]), rest=40000)
@@ -354,6 +356,14 @@ fn python_ftplib_storbinary_rest_and_active() {
             assert!(u["resumed_from"].is_i64(), "{u:#}");
         }
     }
+    // STOU: the server chooses the name.
+    python(FTPLIB, &[&port, "stou", "-", &path]);
+    let u = s.wait_upload(|u| u["mode"] == "store_unique");
+    s.assert_stored(&u, &data);
+    assert!(
+        u["final_path"].as_str().unwrap().starts_with("/telegaz-"),
+        "{u:#}"
+    );
 }
 
 #[test]

@@ -81,8 +81,6 @@ impl Server {
                 "serve",
                 "--ftp-listen",
                 "127.0.0.1:0",
-                "--passive-ports",
-                "0-0",
                 "--web-listen",
                 "127.0.0.1:0",
             ])
@@ -95,6 +93,9 @@ impl Server {
                     .open(dir.parent().unwrap().join("server.log"))
                     .unwrap(),
             ));
+        if !env.iter().any(|(k, _)| k == "TELEGAZ_FTP__PASSIVE_PORTS") {
+            cmd.args(["--passive-ports", "0-0"]);
+        }
         for (k, v) in &env {
             cmd.env(k, v);
         }
