@@ -126,7 +126,7 @@ pub trait UploadSink: Send + 'static {
 }
 
 /// A logged-in account.
-pub trait Account: Send + Sync + 'static {
+pub trait Account: Clone + Send + Sync + 'static {
     fn name(&self) -> &str;
 }
 

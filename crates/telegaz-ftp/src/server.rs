@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::backend::{Backend, Entry, FsError, SessionInfo, UploadRequest, UploadSink, WriteMode};
+use crate::backend::{Backend, FsError, SessionInfo, UploadRequest, UploadSink, WriteMode};
 use crate::names::{self, NameEncoding};
 use crate::path::VPath;
 
@@ -405,12 +405,13 @@ impl<B: Backend> Session<B> {
             }
             _ => {}
         }
-        if self.account.is_none() {
+        let Some(account) = self.account.clone() else {
             return self
                 .reply(530, "Please log in with USER and PASS")
                 .await
                 .map(|_| None);
-        }
+        };
+        let account = &account;
         match verb.as_str() {
             "PWD" | "XPWD" => {
                 let p = format!(
@@ -427,7 +428,7 @@ impl<B: Backend> Session<B> {
                     arg
                 };
                 match self.resolve(raw) {
-                    Ok(p) => match self.stat(&p).await {
+                    Ok(p) => match self.backend.stat(account, &p).await {
                         Ok(e) if e.is_dir => {
                             self.cwd = p;
                             self.reply(250, "Directory changed").await?;
@@ -492,25 +493,27 @@ impl<B: Backend> Session<B> {
                     _ if rest > 0 => (arg.to_vec(), WriteMode::Resume(rest)),
                     _ => (arg.to_vec(), WriteMode::Store { unique: false }),
                 };
-                if let Transfer::Closed(end) = self.store(&raw, mode).await? {
+                if let Transfer::Closed(end) = self.store(account, &raw, mode).await? {
                     return Ok(Some(end));
                 }
             }
             "RETR" => {
                 let rest = std::mem::take(&mut self.rest);
-                if let Transfer::Closed(end) = self.retrieve(arg, rest).await? {
+                if let Transfer::Closed(end) = self.retrieve(account, arg, rest).await? {
                     return Ok(Some(end));
                 }
             }
             "LIST" | "NLST" | "MLSD" => {
                 if verb == "MLSD" {
                     self.reply(502, "Use LIST or NLST").await?;
-                } else if let Transfer::Closed(end) = self.listing(arg, verb == "NLST").await? {
+                } else if let Transfer::Closed(end) =
+                    self.listing(account, arg, verb == "NLST").await?
+                {
                     return Ok(Some(end));
                 }
             }
             "SIZE" | "MDTM" => match self.resolve(arg) {
-                Ok(p) => match self.stat(&p).await {
+                Ok(p) => match self.backend.stat(account, &p).await {
                     Ok(e) if !e.is_dir => {
                         if verb == "SIZE" {
                             self.reply(213, &e.size.to_string()).await?;
@@ -526,10 +529,7 @@ impl<B: Backend> Session<B> {
             },
             "MKD" | "XMKD" => match self.resolve(arg) {
                 Ok(p) => {
-                    let r = match &self.account {
-                        Some(a) => self.backend.mkdir(&self.info, a, &p).await,
-                        None => Err(FsError::Local("not logged in".into())),
-                    };
+                    let r = self.backend.mkdir(&self.info, account, &p).await;
                     match r {
                         Ok(()) => {
                             let text = format!("\"{}\" created", p.as_str().replace('"', "\"\""));
@@ -543,10 +543,10 @@ impl<B: Backend> Session<B> {
             },
             "RMD" | "XRMD" | "DELE" => match self.resolve(arg) {
                 Ok(p) => {
-                    let r = match &self.account {
-                        Some(a) if verb == "DELE" => self.backend.delete(&self.info, a, &p).await,
-                        Some(a) => self.backend.rmdir(&self.info, a, &p).await,
-                        None => Err(FsError::Local("not logged in".into())),
+                    let r = if verb == "DELE" {
+                        self.backend.delete(&self.info, account, &p).await
+                    } else {
+                        self.backend.rmdir(&self.info, account, &p).await
                     };
                     match r {
                         Ok(()) => self.reply(250, "Removed").await?,
@@ -556,7 +556,7 @@ impl<B: Backend> Session<B> {
                 Err(msg) => self.reply(553, &msg).await?,
             },
             "RNFR" => match self.resolve(arg) {
-                Ok(p) => match self.stat(&p).await {
+                Ok(p) => match self.backend.stat(account, &p).await {
                     Ok(_) => {
                         self.rnfr = Some(p);
                         self.reply(350, "Ready for RNTO").await?;
@@ -572,10 +572,7 @@ impl<B: Backend> Session<B> {
                 };
                 match self.resolve(arg) {
                     Ok(to) => {
-                        let r = match &self.account {
-                            Some(a) => self.backend.rename(&self.info, a, &from, &to).await,
-                            None => Err(FsError::Local("not logged in".into())),
-                        };
+                        let r = self.backend.rename(&self.info, account, &from, &to).await;
                         match r {
                             Ok(()) => self.reply(250, "Renamed").await?,
                             Err(e) => self.fs_reply(&e).await?,
@@ -599,13 +596,6 @@ impl<B: Backend> Session<B> {
             self.encoding = NameEncoding::Cp1251;
         }
         VPath::resolve(&self.cwd, &name.display).map_err(|e| e.to_string())
-    }
-
-    async fn stat(&self, p: &VPath) -> Result<Entry, FsError> {
-        match &self.account {
-            Some(a) => self.backend.stat(a, p).await,
-            None => Err(FsError::Local("not logged in".into())),
-        }
     }
 
     async fn fs_reply(&mut self, e: &FsError) -> std::io::Result<()> {
@@ -735,7 +725,12 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    async fn store(&mut self, raw: &[u8], mode: WriteMode) -> std::io::Result<Transfer> {
+    async fn store(
+        &mut self,
+        account: &B::Account,
+        raw: &[u8],
+        mode: WriteMode,
+    ) -> std::io::Result<Transfer> {
         let (name, enc) = names::decode(raw);
         if enc == NameEncoding::Cp1251 {
             self.encoding = NameEncoding::Cp1251;
@@ -763,10 +758,10 @@ impl<B: Backend> Session<B> {
             name: file_name,
             mode,
         };
-        let sink = match &self.account {
-            Some(a) => self.backend.begin_upload(&self.info, a, request).await,
-            None => Err(FsError::Local("not logged in".into())),
-        };
+        let sink = self
+            .backend
+            .begin_upload(&self.info, account, request)
+            .await;
         let sink = match sink {
             Ok(s) => s,
             Err(e) => {
@@ -906,7 +901,12 @@ impl<B: Backend> Session<B> {
         Ok(Transfer::Done)
     }
 
-    async fn retrieve(&mut self, raw: &[u8], offset: u64) -> std::io::Result<Transfer> {
+    async fn retrieve(
+        &mut self,
+        account: &B::Account,
+        raw: &[u8],
+        offset: u64,
+    ) -> std::io::Result<Transfer> {
         let path = match self.resolve(raw) {
             Ok(p) => p,
             Err(msg) => {
@@ -915,10 +915,7 @@ impl<B: Backend> Session<B> {
                 return Ok(Transfer::Done);
             }
         };
-        let reader = match &self.account {
-            Some(a) => self.backend.read(a, &path, offset).await,
-            None => Err(FsError::Local("not logged in".into())),
-        };
+        let reader = self.backend.read(account, &path, offset).await;
         let reader = match reader {
             Ok(r) => r,
             Err(e) => {
@@ -930,7 +927,12 @@ impl<B: Backend> Session<B> {
         self.send_data(reader).await
     }
 
-    async fn listing(&mut self, raw: &[u8], names_only: bool) -> std::io::Result<Transfer> {
+    async fn listing(
+        &mut self,
+        account: &B::Account,
+        raw: &[u8],
+        names_only: bool,
+    ) -> std::io::Result<Transfer> {
         // Ignore ls-style options such as `-la`.
         let arg: Vec<u8> = if raw.first() == Some(&b'-') {
             match raw.iter().position(|&b| b == b' ') {
@@ -948,13 +950,10 @@ impl<B: Backend> Session<B> {
                 return Ok(Transfer::Done);
             }
         };
-        let entries = match &self.account {
-            Some(a) => match self.backend.stat(a, &path).await {
-                Ok(e) if !e.is_dir => Ok(vec![e]),
-                Ok(_) => self.backend.list(a, &path).await,
-                Err(e) => Err(e),
-            },
-            None => Err(FsError::Local("not logged in".into())),
+        let entries = match self.backend.stat(account, &path).await {
+            Ok(e) if !e.is_dir => Ok(vec![e]),
+            Ok(_) => self.backend.list(account, &path).await,
+            Err(e) => Err(e),
         };
         let entries = match entries {
             Ok(e) => e,
