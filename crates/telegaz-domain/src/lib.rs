@@ -5,11 +5,16 @@
 //! Nothing here performs I/O; the crates that receive, store and show data all
 //! depend on this one and on nothing of each other's that they do not need.
 
+mod archive;
 mod audit;
 mod device;
 mod digest;
 mod upload;
 
+pub use archive::{
+    ArchiveKind, ArchiveRecord, Check, Decimal, EventRecord, FileMeta, ParsedFile, Quantities,
+    Unrecognised,
+};
 pub use audit::{AuditEvent, AuditKind, NewAuditEvent};
 pub use device::{Device, DeviceId, DeviceName, InvalidDeviceName};
 pub use digest::{ParseDigestError, Sha256Digest};

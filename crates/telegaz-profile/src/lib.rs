@@ -1,0 +1,1 @@
+//! Declarative text profiles (placeholder: being written).
