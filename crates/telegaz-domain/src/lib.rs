@@ -9,6 +9,7 @@ mod archive;
 mod audit;
 mod device;
 mod digest;
+pub mod gasday;
 mod upload;
 
 pub use archive::{
