@@ -91,6 +91,10 @@ pub struct Device {
     pub enabled: bool,
     /// Source networks the device may connect from (CIDR). Empty: any.
     pub allowed_networks: Vec<String>,
+    /// IANA time zone of the device's clock (gas days are local).
+    pub time_zone: String,
+    /// Hour at which the device's gas day starts (0-23).
+    pub contract_hour: i8,
     pub created_at: Timestamp,
 }
 
@@ -103,6 +107,8 @@ impl fmt::Debug for Device {
             .field("password_hash", &"<redacted>")
             .field("enabled", &self.enabled)
             .field("allowed_networks", &self.allowed_networks)
+            .field("time_zone", &self.time_zone)
+            .field("contract_hour", &self.contract_hour)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -143,6 +149,8 @@ mod tests {
             password_hash: "$argon2id$secret".into(),
             enabled: true,
             allowed_networks: vec![],
+            time_zone: "Europe/Moscow".into(),
+            contract_hour: 10,
             created_at: Timestamp::UNIX_EPOCH,
         };
         let text = format!("{d:?}");

@@ -20,7 +20,8 @@ pub use audit::{AuditEvent, AuditKind, NewAuditEvent};
 pub use device::{Device, DeviceId, DeviceName, InvalidDeviceName};
 pub use digest::{ParseDigestError, Sha256Digest};
 pub use upload::{
-    FileName, NewUpload, PartialReason, Upload, UploadFinish, UploadId, UploadMode, UploadStatus,
+    FileName, IngestInfo, IngestState, NewUpload, PartialReason, RecordCounts, Upload,
+    UploadFinish, UploadId, UploadMode, UploadStatus,
 };
 
 /// A point in time (UTC), as used throughout the model.

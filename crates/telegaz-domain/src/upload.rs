@@ -262,6 +262,70 @@ pub struct Upload {
     pub received_at: Option<Timestamp>,
     /// The device deleted the name (DELE); the bytes and this record stay.
     pub deleted_by_device: bool,
+    /// What the ingest pipeline made of it (None: not queued, e.g. partial).
+    pub ingest: Option<IngestInfo>,
+}
+
+/// Where an upload stands in the ingest pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestState {
+    /// Waiting for (or being processed by) the worker.
+    Pending,
+    /// Understood and stored.
+    Parsed,
+    /// Not understood: kept with a reason, re-processed by `telegaz reparse`.
+    Quarantined,
+    /// Understood but could not be stored, or the parser failed repeatedly.
+    Failed,
+}
+
+impl IngestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestState::Pending => "pending",
+            IngestState::Parsed => "parsed",
+            IngestState::Quarantined => "quarantined",
+            IngestState::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for IngestState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(IngestState::Pending),
+            "parsed" => Ok(IngestState::Parsed),
+            "quarantined" => Ok(IngestState::Quarantined),
+            "failed" => Ok(IngestState::Failed),
+            other => Err(format!(
+                "unknown ingest status {other:?} (pending, parsed, quarantined, failed)"
+            )),
+        }
+    }
+}
+
+/// Archive rows of one upload: how many, and how many were new, repeated or conflicting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecordCounts {
+    pub total: u64,
+    pub new: u64,
+    pub duplicate: u64,
+    pub conflicting: u64,
+}
+
+/// The ingest outcome of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestInfo {
+    pub status: IngestState,
+    pub format: Option<String>,
+    pub records: RecordCounts,
+    pub events: u64,
+    pub reason: Option<String>,
+    pub truncated: bool,
+    pub model: Option<String>,
+    pub serial: Option<String>,
 }
 
 #[cfg(test)]

@@ -5,14 +5,16 @@
 
 mod path;
 mod sqlite;
+mod sqlite_ingest;
 mod time;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use telegaz_domain::{
-    AuditEvent, AuditKind, Device, DeviceId, DeviceName, NewAuditEvent, NewUpload, Sha256Digest,
-    Timestamp, Upload, UploadFinish, UploadId, UploadStatus,
+    ArchiveKind, ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, IngestInfo,
+    IngestState, NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload,
+    UploadFinish, UploadId, UploadStatus,
 };
 
 pub use path::{join_path, split_path};
@@ -72,6 +74,26 @@ pub struct DeviceUpdate {
     pub password_hash: Option<String>,
     pub enabled: Option<bool>,
     pub allowed_networks: Option<Vec<String>>,
+    pub time_zone: Option<String>,
+    pub contract_hour: Option<i8>,
+}
+
+/// Which readings to return.
+#[derive(Debug, Clone)]
+pub struct ReadingFilter {
+    pub device_id: DeviceId,
+    pub kind: Option<ArchiveKind>,
+    /// Local times, inclusive.
+    pub from: Option<jiff::civil::DateTime>,
+    pub to: Option<jiff::civil::DateTime>,
+}
+
+/// Which uploads to queue again for ingest.
+#[derive(Debug, Clone, Default)]
+pub struct RequeueFilter {
+    pub device_id: Option<DeviceId>,
+    pub state: Option<IngestState>,
+    pub since: Option<Timestamp>,
 }
 
 /// Outcome of recording the end of an upload.
@@ -187,6 +209,28 @@ pub trait Database: Send + Sync + 'static {
     async fn ns_rename(&self, device: DeviceId, from: &str, to: &str) -> Result<Renamed>;
 
     // Audit trail.
+    // Ingest. A complete upload from a known device is queued by
+    // `finish_upload` in the same transaction.
+    /// Queue (again) an upload for ingest.
+    async fn enqueue_ingest(&self, id: UploadId) -> Result<()>;
+    /// Queue again every upload matching the filter; returns them, oldest first.
+    async fn requeue_ingest(&self, filter: &RequeueFilter) -> Result<Vec<UploadId>>;
+    /// Uploads waiting for ingest, oldest first.
+    async fn pending_ingest(&self, limit: u32) -> Result<Vec<UploadId>>;
+    /// Count one more attempt at an upload (before parsing it); returns the count.
+    async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32>;
+    /// Store what a parser read, idempotently on the natural key, and mark
+    /// the upload parsed, in one transaction.
+    async fn store_parsed(
+        &self,
+        id: UploadId,
+        device: DeviceId,
+        parsed: &ParsedFile,
+    ) -> Result<IngestInfo>;
+    /// End an upload's ingest without records (quarantined or failed).
+    async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()>;
+    async fn readings(&self, filter: &ReadingFilter) -> Result<Vec<ArchiveRecord>>;
+
     async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
 }

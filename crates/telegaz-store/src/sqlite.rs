@@ -10,15 +10,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 use telegaz_domain::{
-    AuditEvent, AuditKind, Device, DeviceId, DeviceName, NewAuditEvent, NewUpload, Sha256Digest,
-    Timestamp, Upload, UploadFinish, UploadId, UploadMode, UploadStatus,
+    ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, IngestInfo, IngestState,
+    NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload, UploadFinish, UploadId,
+    UploadMode, UploadStatus,
 };
 
 use crate::path::{join_path, split_path};
 use crate::time::{from_text, to_text};
 use crate::{
     AuditFilter, Database, DeviceUpdate, FinishedUpload, NewDevice, NsDir, NsFile, NsListing,
-    RecoveredUpload, Renamed, Result, StoreError, UploadFilter,
+    ReadingFilter, RecoveredUpload, Renamed, RequeueFilter, Result, StoreError, UploadFilter,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -64,8 +65,8 @@ impl SqliteDatabase {
     }
 }
 
-const DEVICE_COLUMNS: &str =
-    "id, name, login, password_hash, enabled, allowed_networks, created_at";
+const DEVICE_COLUMNS: &str = "id, name, login, password_hash, enabled, allowed_networks, \
+     time_zone, contract_hour, created_at";
 
 fn device_from_row(row: &SqliteRow) -> Result<Device> {
     let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("device row: {e}"));
@@ -84,6 +85,9 @@ fn device_from_row(row: &SqliteRow) -> Result<Device> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
+        time_zone: row.try_get("time_zone").map_err(get_err)?,
+        contract_hour: i8::try_from(row.try_get::<i64, _>("contract_hour").map_err(get_err)?)
+            .map_err(|e| StoreError::Corrupt(format!("contract hour: {e}")))?,
         created_at: from_text(&created)?,
     })
 }
@@ -91,8 +95,12 @@ fn device_from_row(row: &SqliteRow) -> Result<Device> {
 const UPLOAD_SELECT: &str = "SELECT u.id, u.device_id, d.name AS device_name, u.original_name, \
      u.original_name_raw, u.path, u.final_path, u.mode, u.size, u.sha256, u.status, u.reason, \
      u.duplicate_of, u.resumed_from, u.peer, u.session, u.started_at, u.received_at, \
-     u.deleted_by_device \
-     FROM uploads u LEFT JOIN devices d ON d.id = u.device_id";
+     u.deleted_by_device, i.state AS ingest_state, i.format AS ingest_format, \
+     i.reason AS ingest_reason, i.truncated AS ingest_truncated, i.records_total, i.records_new, \
+     i.records_duplicate, i.records_conflicting, i.events_total, i.model AS ingest_model, \
+     i.serial AS ingest_serial \
+     FROM uploads u LEFT JOIN devices d ON d.id = u.device_id \
+     LEFT JOIN ingest i ON i.upload_id = u.id";
 
 fn upload_from_row(row: &SqliteRow) -> Result<Upload> {
     let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("upload row: {e}"));
@@ -138,6 +146,7 @@ fn upload_from_row(row: &SqliteRow) -> Result<Upload> {
             .try_get::<i64, _>("deleted_by_device")
             .map_err(get_err)?
             != 0,
+        ingest: crate::sqlite_ingest::ingest_from_row(row)?,
     })
 }
 
@@ -344,6 +353,24 @@ impl Database for SqliteDatabase {
                 .await
                 .map_err(StoreError::query("changing a device's networks"))?;
         }
+        if let Some(tz) = &update.time_zone {
+            sqlx::query("UPDATE devices SET time_zone = ?, updated_at = ? WHERE id = ?")
+                .bind(tz)
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("changing a device's time zone"))?;
+        }
+        if let Some(h) = update.contract_hour {
+            sqlx::query("UPDATE devices SET contract_hour = ?, updated_at = ? WHERE id = ?")
+                .bind(i64::from(h))
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("changing a device's contract hour"))?;
+        }
         tx.commit()
             .await
             .map_err(StoreError::query("committing a device change"))?;
@@ -442,6 +469,9 @@ impl Database for SqliteDatabase {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("showing an upload in the device's directory"))?;
+        }
+        if finish.status == UploadStatus::Complete && device.is_some() {
+            crate::sqlite_ingest::enqueue(&mut tx, id, &finished).await?;
         }
         tx.commit()
             .await
@@ -837,6 +867,70 @@ impl Database for SqliteDatabase {
             .await
             .map_err(StoreError::query("committing a directory rename"))?;
         Ok(Renamed::Dir { files: moved })
+    }
+
+    async fn enqueue_ingest(&self, id: UploadId) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        crate::sqlite_ingest::enqueue(&mut tx, id, &to_text(Timestamp::now())).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an ingest request"))
+    }
+
+    async fn requeue_ingest(&self, filter: &RequeueFilter) -> Result<Vec<UploadId>> {
+        let mut tx = self.write_tx().await?;
+        let ids = crate::sqlite_ingest::requeue(&mut tx, filter).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a re-parse request"))?;
+        Ok(ids)
+    }
+
+    async fn pending_ingest(&self, limit: u32) -> Result<Vec<UploadId>> {
+        crate::sqlite_ingest::pending(&self.pool, limit).await
+    }
+
+    async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32> {
+        let mut tx = self.write_tx().await?;
+        let n = crate::sqlite_ingest::attempt(&mut tx, id).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an ingest attempt"))?;
+        Ok(n)
+    }
+
+    async fn store_parsed(
+        &self,
+        id: UploadId,
+        device: DeviceId,
+        parsed: &ParsedFile,
+    ) -> Result<IngestInfo> {
+        let mut tx = self.write_tx().await?;
+        let info = crate::sqlite_ingest::store_parsed(
+            &mut tx,
+            id,
+            device,
+            parsed,
+            &to_text(Timestamp::now()),
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing parsed records"))?;
+        Ok(info)
+    }
+
+    async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        crate::sqlite_ingest::finish(&mut tx, id, state, reason, &to_text(Timestamp::now()))
+            .await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an ingest outcome"))
+    }
+
+    async fn readings(&self, filter: &ReadingFilter) -> Result<Vec<ArchiveRecord>> {
+        crate::sqlite_ingest::readings(&self.pool, filter).await
     }
 
     async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()> {

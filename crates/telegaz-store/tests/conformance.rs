@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
+use std::str::FromStr;
+
+use telegaz_domain::{
+    ArchiveKind, ArchiveRecord, Check, Decimal, IngestState, ParsedFile, Quantities,
+};
 use telegaz_domain::{
     AuditKind, DeviceName, FileName, NewAuditEvent, NewUpload, Sha256Digest, Timestamp,
     UploadFinish, UploadId, UploadMode, UploadStatus,
 };
 use telegaz_store::{
-    AuditFilter, Database, DeviceUpdate, NewDevice, RecoveredUpload, Renamed, StoreError,
-    UploadFilter,
+    AuditFilter, Database, DeviceUpdate, NewDevice, ReadingFilter, RecoveredUpload, Renamed,
+    RequeueFilter, StoreError, UploadFilter,
 };
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Database>) {
@@ -97,6 +102,9 @@ conformance!(
     recovered_files_are_recorded,
     audit_is_filtered_by_time_device_and_kind,
     upload_filters,
+    complete_uploads_are_queued_for_ingest,
+    parsed_records_are_idempotent_and_conflicts_kept,
+    ingest_outcomes_and_requeue,
 );
 
 async fn devices_are_unique_and_updatable(db: &dyn Database) {
@@ -128,6 +136,8 @@ async fn devices_are_unique_and_updatable(db: &dyn Database) {
                 password_hash: Some("new".into()),
                 enabled: Some(false),
                 allowed_networks: Some(vec!["10.0.0.0/8".into(), "192.0.2.1/32".into()]),
+                time_zone: Some("Asia/Yekaterinburg".into()),
+                contract_hour: Some(6),
             },
         )
         .await
@@ -135,6 +145,10 @@ async fn devices_are_unique_and_updatable(db: &dyn Database) {
     assert!(!updated.enabled);
     assert_eq!(updated.password_hash, "new");
     assert_eq!(updated.allowed_networks, vec!["10.0.0.0/8", "192.0.2.1/32"]);
+    assert_eq!(updated.time_zone, "Asia/Yekaterinburg");
+    assert_eq!(updated.contract_hour, 6);
+    assert_eq!(d.time_zone, "Europe/Moscow", "default time zone");
+    assert_eq!(d.contract_hour, 10, "default contract hour");
     assert_eq!(
         db.device_by_login("unit-1").await.unwrap().unwrap().id,
         d.id
@@ -500,4 +514,153 @@ async fn upload_filters(db: &dyn Database) {
         .await
         .unwrap();
     assert_eq!(page.iter().map(|u| u.id).collect::<Vec<_>>(), vec![b]);
+}
+
+fn reading(hour: i8, vb: &str) -> ArchiveRecord {
+    ArchiveRecord {
+        kind: ArchiveKind::Interval,
+        record_no: Some(1000 + hour as u64),
+        local_time: jiff::civil::date(2026, 1, 14).at(hour, 0, 0, 0),
+        utc_offset_seconds: None,
+        quantities: Quantities {
+            vb: Some(Decimal::from_str(vb).unwrap()),
+            p_kpa: Some(Decimal::from_str("104.5110").unwrap()),
+            ..Quantities::default()
+        },
+        status: vec!["0".into()],
+        event_code: Some(0x8104),
+        check: Check::Ok,
+        line: u32::try_from(hour).unwrap(),
+    }
+}
+
+fn parsed(records: Vec<ArchiveRecord>) -> ParsedFile {
+    ParsedFile {
+        format: "test".into(),
+        records,
+        ..ParsedFile::default()
+    }
+}
+
+async fn complete_uploads_are_queued_for_ingest(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let a = upload(db, d.id, "/a", 1).await;
+    let p = db.begin_upload(&new_upload(d.id, "/p")).await.unwrap();
+    db.finish_upload(p, &finish(UploadStatus::Partial, 2, 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.pending_ingest(10).await.unwrap(),
+        vec![a],
+        "partial uploads are not parsed"
+    );
+    let u = db.upload(a).await.unwrap().unwrap();
+    assert_eq!(u.ingest.unwrap().status, IngestState::Pending);
+    assert!(db.upload(p).await.unwrap().unwrap().ingest.is_none());
+    assert_eq!(db.begin_ingest_attempt(a).await.unwrap(), 1);
+    assert_eq!(db.begin_ingest_attempt(a).await.unwrap(), 2);
+}
+
+async fn parsed_records_are_idempotent_and_conflicts_kept(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let first = upload(db, d.id, "/1", 1).await;
+    let info = db
+        .store_parsed(
+            first,
+            d.id,
+            &parsed(vec![reading(11, "1.5"), reading(12, "2.25")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((info.records.total, info.records.new), (2, 2));
+    assert_eq!(info.status, IngestState::Parsed);
+    assert!(db.pending_ingest(10).await.unwrap().is_empty());
+
+    // The same rows again, one new, one changed.
+    let second = upload(db, d.id, "/2", 2).await;
+    let info = db
+        .store_parsed(
+            second,
+            d.id,
+            &parsed(vec![
+                reading(11, "1.5"),
+                reading(12, "9.99"),
+                reading(13, "3"),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.records.total, 3);
+    assert_eq!(info.records.new, 1);
+    assert_eq!(info.records.duplicate, 1);
+    assert_eq!(info.records.conflicting, 1);
+
+    let stored = db
+        .readings(&ReadingFilter {
+            device_id: d.id,
+            kind: Some(ArchiveKind::Interval),
+            from: None,
+            to: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+    // Never silently overwritten: the first value stays.
+    assert_eq!(
+        stored[1].quantities.vb,
+        Some(Decimal::from_str("2.25").unwrap())
+    );
+    // Exact decimals round-trip with their printed digits.
+    assert_eq!(stored[0].quantities.p_kpa.unwrap().to_string(), "104.5110");
+    assert_eq!(stored[0], reading(11, "1.5"));
+    let window = db
+        .readings(&ReadingFilter {
+            device_id: d.id,
+            kind: None,
+            from: Some(jiff::civil::date(2026, 1, 14).at(12, 0, 0, 0)),
+            to: Some(jiff::civil::date(2026, 1, 14).at(12, 0, 0, 0)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1);
+    let u = db.upload(second).await.unwrap().unwrap();
+    assert_eq!(u.ingest.unwrap().records.conflicting, 1);
+}
+
+async fn ingest_outcomes_and_requeue(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let e = device(db, "unit-2").await;
+    let a = upload(db, d.id, "/a", 1).await;
+    let b = upload(db, e.id, "/b", 2).await;
+    db.finish_ingest(a, IngestState::Quarantined, "not a known format")
+        .await
+        .unwrap();
+    db.finish_ingest(b, IngestState::Failed, "disk error")
+        .await
+        .unwrap();
+    let ua = db.upload(a).await.unwrap().unwrap().ingest.unwrap();
+    assert_eq!(ua.status, IngestState::Quarantined);
+    assert_eq!(ua.reason.as_deref(), Some("not a known format"));
+    assert!(db.pending_ingest(10).await.unwrap().is_empty());
+
+    let again = db
+        .requeue_ingest(&RequeueFilter {
+            state: Some(IngestState::Quarantined),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, vec![a]);
+    assert_eq!(db.pending_ingest(10).await.unwrap(), vec![a]);
+    let ua = db.upload(a).await.unwrap().unwrap().ingest.unwrap();
+    assert_eq!(ua.status, IngestState::Pending);
+    assert_eq!(ua.reason, None);
+    let by_device = db
+        .requeue_ingest(&RequeueFilter {
+            device_id: Some(e.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_device, vec![b]);
 }

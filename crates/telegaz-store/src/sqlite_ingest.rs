@@ -1,0 +1,356 @@
+//! SQLite side of the ingest pipeline: the queue, readings, conflicts, events.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use telegaz_domain::{
+    ArchiveKind, ArchiveRecord, Check, DeviceId, IngestInfo, IngestState, ParsedFile, Quantities,
+    RecordCounts, UploadId,
+};
+
+use crate::time::to_text;
+use crate::{ReadingFilter, RequeueFilter, Result, StoreError};
+
+type Tx = Transaction<'static, Sqlite>;
+
+fn corrupt(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The `ingest` columns of an upload row (LEFT JOINed; all NULL when not queued).
+pub(crate) fn ingest_from_row(row: &SqliteRow) -> Result<Option<IngestInfo>> {
+    let err = corrupt("ingest row");
+    let Some(state) = row
+        .try_get::<Option<String>, _>("ingest_state")
+        .map_err(&err)?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(IngestInfo {
+        status: IngestState::from_str(&state).map_err(StoreError::Corrupt)?,
+        format: row.try_get("ingest_format").map_err(&err)?,
+        records: RecordCounts {
+            total: count(row.try_get("records_total").map_err(&err)?),
+            new: count(row.try_get("records_new").map_err(&err)?),
+            duplicate: count(row.try_get("records_duplicate").map_err(&err)?),
+            conflicting: count(row.try_get("records_conflicting").map_err(&err)?),
+        },
+        events: count(row.try_get("events_total").map_err(&err)?),
+        reason: row.try_get("ingest_reason").map_err(&err)?,
+        truncated: row.try_get::<i64, _>("ingest_truncated").map_err(&err)? != 0,
+        model: row.try_get("ingest_model").map_err(&err)?,
+        serial: row.try_get("ingest_serial").map_err(&err)?,
+    }))
+}
+
+/// Queue an upload (again): its earlier outcome is cleared, its records stay.
+pub(crate) async fn enqueue(tx: &mut Tx, id: UploadId, now: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ingest (upload_id, state, queued_at) VALUES (?, 'pending', ?) \
+         ON CONFLICT (upload_id) DO UPDATE SET state = 'pending', attempts = 0, format = NULL, \
+         reason = NULL, truncated = 0, records_total = 0, records_new = 0, records_duplicate = 0, \
+         records_conflicting = 0, events_total = 0, queued_at = excluded.queued_at, finished_at = NULL",
+    )
+    .bind(id.0)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("queueing an upload for ingest"))?;
+    Ok(())
+}
+
+pub(crate) async fn requeue(tx: &mut Tx, filter: &RequeueFilter) -> Result<Vec<UploadId>> {
+    let rows = sqlx::query(
+        "SELECT u.id FROM uploads u LEFT JOIN ingest i ON i.upload_id = u.id \
+         WHERE u.status = 'complete' AND u.device_id IS NOT NULL \
+         AND (? IS NULL OR u.device_id = ?) AND (? IS NULL OR i.state = ?) \
+         AND (? IS NULL OR COALESCE(u.received_at, u.started_at) >= ?) ORDER BY u.id",
+    )
+    .bind(filter.device_id.map(|d| d.0))
+    .bind(filter.device_id.map(|d| d.0))
+    .bind(filter.state.map(IngestState::as_str))
+    .bind(filter.state.map(IngestState::as_str))
+    .bind(filter.since.map(to_text))
+    .bind(filter.since.map(to_text))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(StoreError::query("choosing uploads to re-parse"))?;
+    let now = to_text(telegaz_domain::Timestamp::now());
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id = UploadId(r.try_get(0).map_err(corrupt("upload id"))?);
+        enqueue(tx, id, &now).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+pub(crate) async fn pending(pool: &SqlitePool, limit: u32) -> Result<Vec<UploadId>> {
+    sqlx::query("SELECT upload_id FROM ingest WHERE state = 'pending' ORDER BY upload_id LIMIT ?")
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::query("reading the ingest queue"))?
+        .iter()
+        .map(|r| r.try_get(0).map(UploadId).map_err(corrupt("ingest queue")))
+        .collect()
+}
+
+pub(crate) async fn attempt(tx: &mut Tx, id: UploadId) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "UPDATE ingest SET attempts = attempts + 1 WHERE upload_id = ? RETURNING attempts",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(StoreError::query("counting an ingest attempt"))?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("upload #{} in the ingest queue", id.0),
+    })?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+pub(crate) async fn finish(
+    tx: &mut Tx,
+    id: UploadId,
+    state: IngestState,
+    reason: &str,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE ingest SET state = ?, reason = ?, finished_at = ?, records_total = 0, records_new = 0, \
+         records_duplicate = 0, records_conflicting = 0, events_total = 0 WHERE upload_id = ?",
+    )
+    .bind(state.as_str())
+    .bind(reason)
+    .bind(now)
+    .bind(id.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("recording an ingest outcome"))?;
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))
+}
+
+fn local_text(t: jiff::civil::DateTime) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Store a parsed file's rows. Same key, same values: duplicate. Same key,
+/// different values: kept in `reading_conflicts`, the first stays.
+pub(crate) async fn store_parsed(
+    tx: &mut Tx,
+    id: UploadId,
+    device: DeviceId,
+    parsed: &ParsedFile,
+    now: &str,
+) -> Result<IngestInfo> {
+    let mut counts = RecordCounts::default();
+    for r in &parsed.records {
+        counts.total += 1;
+        let local = local_text(r.local_time);
+        let record_no = r
+            .record_no
+            .and_then(|n| i64::try_from(n).ok())
+            .unwrap_or(-1);
+        let quantities = json(&r.quantities)?;
+        let status = json(&r.status)?;
+        let checked = json(&r.check)?;
+        let event_code = r.event_code.map(i64::from);
+        let line = i64::from(r.line);
+        let inserted = sqlx::query(
+            "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, status, \
+             event_code, checked, upload_id, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING",
+        )
+        .bind(device.0)
+        .bind(r.kind.as_str())
+        .bind(&local)
+        .bind(record_no)
+        .bind(r.utc_offset_seconds)
+        .bind(&quantities)
+        .bind(&status)
+        .bind(event_code)
+        .bind(&checked)
+        .bind(id.0)
+        .bind(line)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("storing a reading"))?
+        .rows_affected();
+        if inserted == 1 {
+            counts.new += 1;
+            continue;
+        }
+        let existing = sqlx::query(
+            "SELECT quantities, status, event_code, checked FROM readings \
+             WHERE device_id = ? AND kind = ? AND local_time = ? AND record_no = ?",
+        )
+        .bind(device.0)
+        .bind(r.kind.as_str())
+        .bind(&local)
+        .bind(record_no)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(StoreError::query("reading a stored reading"))?;
+        let same = existing
+            .try_get::<String, _>(0)
+            .map_err(corrupt("reading"))?
+            == quantities
+            && existing
+                .try_get::<String, _>(1)
+                .map_err(corrupt("reading"))?
+                == status
+            && existing
+                .try_get::<Option<i64>, _>(2)
+                .map_err(corrupt("reading"))?
+                == event_code
+            && existing
+                .try_get::<String, _>(3)
+                .map_err(corrupt("reading"))?
+                == checked;
+        if same {
+            counts.duplicate += 1;
+            continue;
+        }
+        counts.conflicting += 1;
+        // Record each differing version once.
+        sqlx::query(
+            "INSERT INTO reading_conflicts (device_id, kind, local_time, record_no, utc_offset, quantities, \
+             status, event_code, checked, upload_id, line, recorded_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM reading_conflicts \
+             WHERE device_id = ? AND kind = ? AND local_time = ? AND record_no = ? AND quantities = ? \
+             AND status = ? AND checked = ?)",
+        )
+        .bind(device.0)
+        .bind(r.kind.as_str())
+        .bind(&local)
+        .bind(record_no)
+        .bind(r.utc_offset_seconds)
+        .bind(&quantities)
+        .bind(&status)
+        .bind(event_code)
+        .bind(&checked)
+        .bind(id.0)
+        .bind(line)
+        .bind(now)
+        .bind(device.0)
+        .bind(r.kind.as_str())
+        .bind(&local)
+        .bind(record_no)
+        .bind(&quantities)
+        .bind(&status)
+        .bind(&checked)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("recording a conflicting reading"))?;
+    }
+    for e in &parsed.events {
+        sqlx::query(
+            "INSERT INTO events (device_id, local_time, record_no, code, utc_offset, checked, upload_id, line) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(device.0)
+        .bind(local_text(e.local_time))
+        .bind(e.record_no.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1))
+        .bind(i64::from(e.code))
+        .bind(e.utc_offset_seconds)
+        .bind(json(&e.check)?)
+        .bind(id.0)
+        .bind(i64::from(e.line))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("storing an event"))?;
+    }
+    let events = parsed.events.len() as u64;
+    let reason = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
+    sqlx::query(
+        "UPDATE ingest SET state = 'parsed', format = ?, reason = ?, truncated = ?, records_total = ?, \
+         records_new = ?, records_duplicate = ?, records_conflicting = ?, events_total = ?, model = ?, \
+         serial = ?, finished_at = ? WHERE upload_id = ?",
+    )
+    .bind(&parsed.format)
+    .bind(&reason)
+    .bind(i64::from(parsed.truncated))
+    .bind(counts.total as i64)
+    .bind(counts.new as i64)
+    .bind(counts.duplicate as i64)
+    .bind(counts.conflicting as i64)
+    .bind(events as i64)
+    .bind(&parsed.meta.model)
+    .bind(&parsed.meta.serial)
+    .bind(now)
+    .bind(id.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("recording an ingest outcome"))?;
+    Ok(IngestInfo {
+        status: IngestState::Parsed,
+        format: Some(parsed.format.clone()),
+        records: counts,
+        events,
+        reason,
+        truncated: parsed.truncated,
+        model: parsed.meta.model.clone(),
+        serial: parsed.meta.serial.clone(),
+    })
+}
+
+pub(crate) async fn readings(pool: &SqlitePool, f: &ReadingFilter) -> Result<Vec<ArchiveRecord>> {
+    let rows = sqlx::query(
+        "SELECT kind, local_time, record_no, utc_offset, quantities, status, event_code, checked, line \
+         FROM readings WHERE device_id = ? AND (? IS NULL OR kind = ?) \
+         AND (? IS NULL OR local_time >= ?) AND (? IS NULL OR local_time <= ?) \
+         ORDER BY local_time, kind, record_no",
+    )
+    .bind(f.device_id.0)
+    .bind(f.kind.map(ArchiveKind::as_str))
+    .bind(f.kind.map(ArchiveKind::as_str))
+    .bind(f.from.map(local_text))
+    .bind(f.from.map(local_text))
+    .bind(f.to.map(local_text))
+    .bind(f.to.map(local_text))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading readings"))?;
+    rows.iter().map(reading_from_row).collect()
+}
+
+fn reading_from_row(row: &SqliteRow) -> Result<ArchiveRecord> {
+    let err = corrupt("reading row");
+    let kind: String = row.try_get("kind").map_err(&err)?;
+    let local: String = row.try_get("local_time").map_err(&err)?;
+    let record_no: i64 = row.try_get("record_no").map_err(&err)?;
+    let quantities: String = row.try_get("quantities").map_err(&err)?;
+    let status: String = row.try_get("status").map_err(&err)?;
+    let checked: String = row.try_get("checked").map_err(&err)?;
+    let de = |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("reading {what}: {e}"));
+    Ok(ArchiveRecord {
+        kind: ArchiveKind::from_str(&kind).map_err(StoreError::Corrupt)?,
+        record_no: u64::try_from(record_no).ok(),
+        local_time: local
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("reading time {local:?}: {e}")))?,
+        utc_offset_seconds: row
+            .try_get::<Option<i64>, _>("utc_offset")
+            .map_err(&err)?
+            .and_then(|o| i32::try_from(o).ok()),
+        quantities: serde_json::from_str::<Quantities>(&quantities)
+            .map_err(|e| de("quantities", e))?,
+        status: serde_json::from_str(&status).map_err(|e| de("status", e))?,
+        event_code: row
+            .try_get::<Option<i64>, _>("event_code")
+            .map_err(&err)?
+            .and_then(|c| u16::try_from(c).ok()),
+        check: serde_json::from_str::<Check>(&checked).map_err(|e| de("check", e))?,
+        line: u32::try_from(row.try_get::<i64, _>("line").map_err(&err)?).unwrap_or(0),
+    })
+}
