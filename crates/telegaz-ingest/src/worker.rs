@@ -1,0 +1,261 @@
+//! The background worker and the one-shot processing used by the CLI.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use telegaz_domain::{IngestInfo, IngestState, UploadId};
+use telegaz_spool::Spool;
+use telegaz_store::Database;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
+
+use crate::MAX_ATTEMPTS;
+use crate::detect::{Profiles, detect_and_parse};
+
+/// How often the worker looks at the queue when nobody wakes it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Why an upload could not be processed now (it stays pending).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] telegaz_store::StoreError),
+    #[error("reading upload #{id} from the spool: {source}")]
+    Spool {
+        id: i64,
+        source: telegaz_spool::SpoolError,
+    },
+    #[error("reading upload #{id} from the spool: {source}")]
+    Io { id: i64, source: std::io::Error },
+}
+
+/// How one upload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Parsed(IngestInfo),
+    Quarantined(String),
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn state(&self) -> IngestState {
+        match self {
+            Outcome::Parsed(_) => IngestState::Parsed,
+            Outcome::Quarantined(_) => IngestState::Quarantined,
+            Outcome::Failed(_) => IngestState::Failed,
+        }
+    }
+}
+
+/// Runs the pipeline for uploads.
+#[derive(Clone)]
+pub struct Ingestor {
+    db: Arc<dyn Database>,
+    spool: Spool,
+    profiles: Arc<Profiles>,
+    wake: Arc<Notify>,
+}
+
+impl Ingestor {
+    pub fn new(db: Arc<dyn Database>, spool: Spool, profiles: Profiles) -> Self {
+        Self {
+            db,
+            spool,
+            profiles: Arc::new(profiles),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notify this to have the worker look at the queue now.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Detect, parse and store one upload; its outcome is recorded.
+    pub async fn process(&self, id: UploadId) -> Result<Outcome, IngestError> {
+        let attempts = self.db.begin_ingest_attempt(id).await?;
+        if attempts > MAX_ATTEMPTS {
+            let reason = format!(
+                "processing stopped {} times without finishing (the server stopped or crashed while parsing it); \
+                 run `telegaz reparse` to try again",
+                attempts - 1
+            );
+            return self.end(id, Outcome::Failed(reason)).await;
+        }
+        let Some(upload) = self.db.upload(id).await? else {
+            return Err(telegaz_store::StoreError::NotFound {
+                what: format!("upload #{}", id.0),
+            }
+            .into());
+        };
+        let (Some(device), Some(sha)) = (upload.device.clone(), upload.sha256) else {
+            let reason = "the upload has no device or no stored bytes".to_owned();
+            return self.end(id, Outcome::Failed(reason)).await;
+        };
+        let Some(device_id) = upload.device_id else {
+            return self
+                .end(id, Outcome::Failed("the upload has no device".into()))
+                .await;
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(upload.size).unwrap_or(0));
+        let mut file = self
+            .spool
+            .open_object(&sha)
+            .await
+            .map_err(|source| IngestError::Spool { id: id.0, source })?;
+        file.read_to_end(&mut bytes)
+            .await
+            .map_err(|source| IngestError::Io { id: id.0, source })?;
+        let file_name = upload
+            .final_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&upload.final_path)
+            .to_owned();
+        let profiles = self.profiles.clone();
+        let parsed = tokio::task::spawn_blocking(move || {
+            detect_and_parse(&bytes, &file_name, &device, &profiles)
+        })
+        .await;
+        let outcome = match parsed {
+            Err(join) => Outcome::Failed(format!("the parser failed: {join}")),
+            Ok(Err(unrecognised)) => Outcome::Quarantined(unrecognised.reason),
+            Ok(Ok(p)) if p.records.is_empty() && p.events.is_empty() => Outcome::Quarantined(
+                format!("recognised as {} but it holds no records", p.format),
+            ),
+            Ok(Ok(mut p)) => {
+                self.cross_check(id, device_id, &mut p).await?;
+                let info = self.db.store_parsed(id, device_id, &p).await?;
+                Outcome::Parsed(info)
+            }
+        };
+        self.end(id, outcome).await
+    }
+
+    /// Compare the model and serial number the content states with what
+    /// earlier uploads of the same device said; a difference is a warning
+    /// (another corrector behind the same unit, or a misconfigured unit).
+    async fn cross_check(
+        &self,
+        id: UploadId,
+        device: telegaz_domain::DeviceId,
+        parsed: &mut telegaz_domain::ParsedFile,
+    ) -> Result<(), IngestError> {
+        if parsed.meta.serial.is_none() && parsed.meta.model.is_none() {
+            return Ok(());
+        }
+        let earlier = self
+            .db
+            .list_uploads(&telegaz_store::UploadFilter {
+                device_id: Some(device),
+                before_id: Some(id),
+                limit: Some(200),
+                ..Default::default()
+            })
+            .await?;
+        let seen = |get: fn(&IngestInfo) -> Option<&String>| {
+            earlier.iter().find_map(|u| {
+                u.ingest
+                    .as_ref()
+                    .filter(|i| i.status == IngestState::Parsed)
+                    .and_then(|i| get(i).map(|v| (u.id, v.clone())))
+            })
+        };
+        let checks = [
+            (
+                "serial number",
+                parsed.meta.serial.as_ref(),
+                seen(|i| i.serial.as_ref()),
+            ),
+            (
+                "model",
+                parsed.meta.model.as_ref(),
+                seen(|i| i.model.as_ref()),
+            ),
+        ];
+        for (what, now, before) in checks {
+            if let (Some(now), Some((upload, before))) = (now, before)
+                && *now != before
+            {
+                parsed.warnings.push(format!(
+                    "{what} {now} differs from {before} in upload #{}: is this unit reading another corrector?",
+                    upload.0
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn end(&self, id: UploadId, outcome: Outcome) -> Result<Outcome, IngestError> {
+        match &outcome {
+            Outcome::Parsed(info) => {
+                tracing::info!(
+                    upload_id = id.0,
+                    format = info.format.as_deref().unwrap_or(""),
+                    records = info.records.total,
+                    new = info.records.new,
+                    duplicate = info.records.duplicate,
+                    conflicting = info.records.conflicting,
+                    truncated = info.truncated,
+                    "upload parsed"
+                );
+                metrics::counter!("telegaz_ingest_records_total", "kind" => "new")
+                    .increment(info.records.new);
+                metrics::counter!("telegaz_ingest_records_total", "kind" => "duplicate")
+                    .increment(info.records.duplicate);
+                metrics::counter!("telegaz_ingest_records_total", "kind" => "conflicting")
+                    .increment(info.records.conflicting);
+            }
+            Outcome::Quarantined(reason) => {
+                self.db
+                    .finish_ingest(id, IngestState::Quarantined, reason)
+                    .await?;
+                tracing::warn!(upload_id = id.0, reason = %reason, "upload quarantined");
+            }
+            Outcome::Failed(reason) => {
+                self.db
+                    .finish_ingest(id, IngestState::Failed, reason)
+                    .await?;
+                tracing::error!(upload_id = id.0, reason = %reason, "upload could not be ingested");
+            }
+        }
+        metrics::counter!("telegaz_ingest_uploads_total", "outcome" => outcome.state().as_str())
+            .increment(1);
+        Ok(outcome)
+    }
+
+    /// Process everything pending, then wait for more, until `shutdown` changes.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let batch = match self.db.pending_ingest(64).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the ingest queue; retrying");
+                    Vec::new()
+                }
+            };
+            let mut errors = 0;
+            for id in &batch {
+                if *shutdown.borrow() {
+                    return;
+                }
+                if let Err(e) = self.process(*id).await {
+                    errors += 1;
+                    tracing::error!(upload_id = id.0, error = %e, "ingest failed; the upload stays queued");
+                }
+            }
+            if batch.is_empty() || errors > 0 {
+                let pause = if errors > 0 {
+                    Duration::from_secs(5)
+                } else {
+                    POLL
+                };
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
