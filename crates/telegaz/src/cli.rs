@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
-use crate::{cmd_audit, cmd_device, cmd_uploads, serve};
+use crate::{cmd_audit, cmd_device, cmd_ingest, cmd_uploads, serve};
 
 /// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
 /// keeps every byte, and turns it into gas-consumption data.
@@ -38,6 +38,14 @@ pub enum Command {
     Uploads(cmd_uploads::UploadsCommand),
     /// The audit trail: connections, logins, uploads, renames, deletes.
     Audit(cmd_audit::AuditArgs),
+    /// Import files as if a device had uploaded them (same pipeline as FTP).
+    Import(cmd_ingest::ImportArgs),
+    /// Run the ingest pipeline again over stored uploads (after adding a profile, …).
+    Reparse(cmd_ingest::ReparseArgs),
+    /// Hourly consumption of a device, from its stored readings.
+    Readings(cmd_ingest::RangeArgs),
+    /// Gas-day volumes of a device.
+    Daily(cmd_ingest::RangeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,19 +101,17 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::logging::init_cli();
+    }
     match cli.command {
         Command::Serve(_) => serve::run(config).await,
-        Command::Device(cmd) => {
-            crate::logging::init_cli();
-            cmd_device::run(&config, cmd).await
-        }
-        Command::Uploads(cmd) => {
-            crate::logging::init_cli();
-            cmd_uploads::run(&config, cmd).await
-        }
-        Command::Audit(args) => {
-            crate::logging::init_cli();
-            cmd_audit::run(&config, args).await
-        }
+        Command::Device(cmd) => cmd_device::run(&config, cmd).await,
+        Command::Uploads(cmd) => cmd_uploads::run(&config, cmd).await,
+        Command::Audit(args) => cmd_audit::run(&config, args).await,
+        Command::Import(args) => cmd_ingest::import(&config, args).await,
+        Command::Reparse(args) => cmd_ingest::reparse(&config, args).await,
+        Command::Readings(args) => cmd_ingest::readings(&config, args).await,
+        Command::Daily(args) => cmd_ingest::daily(&config, args).await,
     }
 }

@@ -50,6 +50,12 @@ pub enum DeviceCommand {
         /// Allow connections from any address.
         #[arg(long)]
         allow_any: bool,
+        /// Time zone of the device's clock (IANA name, e.g. Europe/Moscow, Asia/Yekaterinburg).
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// Hour (0-23) at which the device's gas day starts.
+        #[arg(long, value_name = "H", value_parser = clap::value_parser!(i8).range(0..=23))]
+        contract_hour: Option<i8>,
     },
 }
 
@@ -60,6 +66,8 @@ struct DeviceJson<'a> {
     login: &'a str,
     enabled: bool,
     allowed_networks: &'a [String],
+    time_zone: &'a str,
+    contract_hour: i8,
     created_at: String,
 }
 
@@ -70,6 +78,8 @@ fn to_json(d: &Device) -> DeviceJson<'_> {
         login: d.login.as_str(),
         enabled: d.enabled,
         allowed_networks: &d.allowed_networks,
+        time_zone: &d.time_zone,
+        contract_hour: d.contract_hour,
         created_at: d.created_at.to_string(),
     }
 }
@@ -216,28 +226,53 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
             name,
             allow,
             allow_any,
+            tz,
+            contract_hour,
         } => {
             let device = find(db, &name).await?;
-            if allow.is_empty() && !allow_any {
-                bail!("nothing to change: give --allow CIDR (repeatable) or --allow-any");
+            if allow.is_empty() && !allow_any && tz.is_none() && contract_hour.is_none() {
+                bail!(
+                    "nothing to change: give --allow CIDR (repeatable), --allow-any, --tz ZONE or --contract-hour H"
+                );
             }
-            let nets = NetworkAllowList::parse(&allow)?;
+            if let Some(zone) = &tz {
+                jiff::tz::TimeZone::get(zone).map_err(|e| {
+                    anyhow::anyhow!("{zone:?} is not a time zone this system knows ({e}); use an IANA name such as Europe/Moscow")
+                })?;
+            }
+            let networks = if allow.is_empty() && !allow_any {
+                None
+            } else {
+                Some(NetworkAllowList::parse(&allow)?.to_strings())
+            };
             let device = db
                 .update_device(
                     device.id,
                     DeviceUpdate {
-                        allowed_networks: Some(nets.to_strings()),
+                        allowed_networks: networks.clone(),
+                        time_zone: tz.clone(),
+                        contract_hour,
                         ..Default::default()
                     },
                 )
                 .await?;
-            let desc = if device.allowed_networks.is_empty() {
-                "any address".to_owned()
-            } else {
-                device.allowed_networks.join(", ")
-            };
-            audit(db, &device, format!("allowed networks: {desc}")).await?;
-            println!("{} may now connect from {desc}.", device.name);
+            if networks.is_some() {
+                let desc = if device.allowed_networks.is_empty() {
+                    "any address".to_owned()
+                } else {
+                    device.allowed_networks.join(", ")
+                };
+                audit(db, &device, format!("allowed networks: {desc}")).await?;
+                println!("{} may now connect from {desc}.", device.name);
+            }
+            if tz.is_some() || contract_hour.is_some() {
+                let desc = format!(
+                    "time zone {}, gas day from {:02}:00",
+                    device.time_zone, device.contract_hour
+                );
+                audit(db, &device, desc.clone()).await?;
+                println!("{}: {desc}.", device.name);
+            }
         }
     }
     Ok(())

@@ -3,8 +3,10 @@
 mod cli;
 mod cmd_audit;
 mod cmd_device;
+mod cmd_ingest;
 mod cmd_uploads;
 mod logging;
+mod profiles;
 mod serve;
 mod timearg;
 

@@ -108,13 +108,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             greeting: ftp.greeting.clone(),
             client_gone_grace: telegaz_ftp::CLIENT_GONE_GRACE,
         },
-        stop_rx,
+        stop_rx.clone(),
     ));
+
+    let ingestor = telegaz_ingest::Ingestor::new(
+        db.clone(),
+        Spool::open(config.spool_dir())?,
+        crate::profiles::load(&config),
+    );
+    let ingest_task = tokio::spawn(ingestor.run(stop_rx.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = engine.await;
+    let _ = ingest_task.await;
     let _ = web_task.await;
     audit.flush().await;
     drop(audit);
