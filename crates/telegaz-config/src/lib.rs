@@ -43,6 +43,7 @@ pub struct Config {
     pub web: WebConfig,
     pub login_policy: LoginPolicyConfig,
     pub log: LogConfig,
+    pub ingest: IngestConfig,
 }
 
 impl Default for Config {
@@ -54,6 +55,7 @@ impl Default for Config {
             web: WebConfig::default(),
             login_policy: LoginPolicyConfig::default(),
             log: LogConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -156,6 +158,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// The ingest pipeline inside `serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Parse uploads in this process. Turn off on receivers that only receive
+    /// while another Telegaz (or `telegaz reparse`) parses; uploads stay queued.
+    pub enabled: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { enabled: true }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -223,6 +240,7 @@ const ENV_SECTIONS: &[&str] = &[
     "web",
     "login_policy",
     "log",
+    "ingest",
 ];
 
 impl Config {

@@ -259,3 +259,110 @@ impl Ingestor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telegaz_domain::{
+        DeviceName, FileName, NewUpload, Timestamp, UploadFinish, UploadMode, UploadStatus,
+    };
+    use telegaz_store::NewDevice;
+
+    /// A stored upload of `bytes` from a new device.
+    async fn setup(bytes: &[u8]) -> (tempfile::TempDir, Ingestor, Arc<dyn Database>, UploadId) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = telegaz_store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let name = DeviceName::parse("unit1").unwrap();
+        let dev = db
+            .create_device(NewDevice {
+                name: name.clone(),
+                login: name,
+                password_hash: "x".into(),
+                allowed_networks: vec![],
+            })
+            .await
+            .unwrap();
+        let id = db
+            .begin_upload(&NewUpload {
+                device_id: dev.id,
+                original_name: FileName::utf8("a.txt"),
+                path: "/a.txt".into(),
+                mode: UploadMode::Store,
+                resumed_from: None,
+                offset: 0,
+                peer: None,
+                session: None,
+                started_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        let mut temp = spool.create_temp(id.0).await.unwrap();
+        temp.write(bytes).await.unwrap();
+        let c = spool.commit(temp).await.unwrap();
+        db.finish_upload(
+            id,
+            &UploadFinish {
+                status: UploadStatus::Complete,
+                size: c.size,
+                sha256: c.sha256,
+                reason: None,
+                finished_at: Timestamp::now(),
+            },
+        )
+        .await
+        .unwrap();
+        let ingestor = Ingestor::new(db.clone(), spool, Profiles::default());
+        (dir, ingestor, db, id)
+    }
+
+    const ROWS: &[u8] = b"(1)(2026-01-14,11:00:00)(1.5)(1.5)(1.5)(1.5)(11.21)(104.5110)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n\
+(2)(2026-01-14,12:00:00)(2.5)(2.5)(2.5)(2.5)(11.21)(104.5110)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n";
+
+    #[tokio::test]
+    async fn an_upload_that_stopped_the_worker_repeatedly_is_marked_failed() {
+        let (_d, ingestor, db, id) = setup(ROWS).await;
+        // Three earlier attempts that never finished (the process died while parsing).
+        for _ in 0..MAX_ATTEMPTS {
+            db.begin_ingest_attempt(id).await.unwrap();
+        }
+        let outcome = ingestor.process(id).await.unwrap();
+        match outcome {
+            Outcome::Failed(reason) => assert!(reason.contains("reparse"), "{reason}"),
+            other => panic!("expected failed, got {other:?}"),
+        }
+        // Nothing else waits behind it.
+        assert!(db.pending_ingest(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_attempt_is_simply_redone() {
+        let (_d, ingestor, db, id) = setup(ROWS).await;
+        db.begin_ingest_attempt(id).await.unwrap();
+        assert_eq!(db.pending_ingest(10).await.unwrap(), vec![id]);
+        match ingestor.process(id).await.unwrap() {
+            Outcome::Parsed(info) => assert_eq!(info.records.new, 2),
+            other => panic!("expected parsed, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_worker_drains_the_queue_and_stops_on_shutdown() {
+        let (_d, ingestor, db, id) = setup(ROWS).await;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(ingestor.clone().run(rx));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let u = db.upload(id).await.unwrap().unwrap();
+            if u.ingest.map(|i| i.status) == Some(IngestState::Parsed) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not parsed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+}

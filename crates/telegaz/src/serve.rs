@@ -111,18 +111,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
 
-    let ingestor = telegaz_ingest::Ingestor::new(
-        db.clone(),
-        Spool::open(config.spool_dir())?,
-        crate::profiles::load(&config),
-    );
-    let ingest_task = tokio::spawn(ingestor.run(stop_rx.clone()));
+    let ingest_task = if config.ingest.enabled {
+        let ingestor = telegaz_ingest::Ingestor::new(
+            db.clone(),
+            Spool::open(config.spool_dir())?,
+            crate::profiles::load(&config),
+        );
+        Some(tokio::spawn(ingestor.run(stop_rx.clone())))
+    } else {
+        tracing::info!("ingest is off (ingest.enabled = false): uploads stay queued");
+        None
+    };
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = engine.await;
-    let _ = ingest_task.await;
+    if let Some(task) = ingest_task {
+        let _ = task.await;
+    }
     let _ = web_task.await;
     audit.flush().await;
     drop(audit);

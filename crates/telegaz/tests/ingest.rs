@@ -422,3 +422,30 @@ fn gas_day_settings_per_device() {
         assert_eq!(d["hours"], 24, "{d}");
     }
 }
+
+#[test]
+fn queued_uploads_survive_a_restart_and_are_parsed_then() {
+    // A receiver that does not parse: uploads are queued, durably.
+    let mut s = Server::start_with(&[("TELEGAZ_INGEST__ENABLED", "false")]);
+    let bytes = std::fs::read(sample_path("tc220_interval_3days.txt")).unwrap();
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login("unit1", "pw-unit1").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    ftp.put_file("a.txt", &mut Cursor::new(&bytes)).unwrap();
+    ftp.quit().unwrap();
+    let u = s.wait_upload(|u| u["final_path"] == "/a.txt");
+    std::thread::sleep(Duration::from_millis(1500));
+    let u = s
+        .uploads()
+        .into_iter()
+        .find(|x| x["id"] == u["id"])
+        .unwrap();
+    assert_eq!(u["ingest"]["status"], "pending", "{u:#}");
+    // The process dies; the next one (parsing) picks the queue up.
+    s.restart_with(&[("TELEGAZ_INGEST__ENABLED", "true")]);
+    let u = wait_ingested(&s, u["id"].as_i64().unwrap());
+    assert_eq!(u["ingest"]["status"], "parsed", "{u:#}");
+    let records = &u["ingest"]["records"];
+    assert!(records["new"].as_u64().unwrap() > 70, "{u:#}");
+    assert_eq!(records["new"], records["total"], "{u:#}");
+}

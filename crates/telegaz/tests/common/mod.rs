@@ -164,6 +164,15 @@ impl Server {
         }
     }
 
+    /// SIGKILL, then start again on the same data directory with other settings.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
     /// Start again on the same data directory (new ports).
     pub fn restart(&mut self) {
         self.kill9();
