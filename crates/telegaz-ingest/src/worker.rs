@@ -27,6 +27,19 @@ pub enum IngestError {
     },
     #[error("reading upload #{id} from the spool: {source}")]
     Io { id: i64, source: std::io::Error },
+    #[error("the ingest worker stopped: {0}")]
+    Worker(String),
+}
+
+/// The result of the first stage.
+enum Parsed {
+    /// Nothing to store: the outcome is known.
+    Done(UploadId, Outcome),
+    File(
+        UploadId,
+        telegaz_domain::DeviceId,
+        Box<telegaz_domain::ParsedFile>,
+    ),
 }
 
 /// How one upload ended.
@@ -73,6 +86,42 @@ impl Ingestor {
 
     /// Detect, parse and store one upload; its outcome is recorded.
     pub async fn process(&self, id: UploadId) -> Result<Outcome, IngestError> {
+        let parsed = self.parse(id).await?;
+        self.store(parsed).await
+    }
+
+    /// Process several uploads in order, parsing the next one while the
+    /// current one is stored (SQLite has one writer; parsing needs a CPU).
+    /// `each` sees every upload's result; one upload's error does not stop
+    /// the others (the upload stays queued and is retried).
+    pub async fn process_many(
+        &self,
+        ids: &[UploadId],
+        mut each: impl FnMut(UploadId, Result<Outcome, IngestError>),
+    ) {
+        let mut ahead: Option<tokio::task::JoinHandle<Result<Parsed, IngestError>>> = None;
+        for (i, id) in ids.iter().enumerate() {
+            let current = match ahead.take() {
+                Some(handle) => match handle.await {
+                    Ok(r) => r,
+                    Err(e) => Err(IngestError::Worker(e.to_string())),
+                },
+                None => self.parse(*id).await,
+            };
+            if let Some(next) = ids.get(i + 1).copied() {
+                let me = self.clone();
+                ahead = Some(tokio::spawn(async move { me.parse(next).await }));
+            }
+            let result = match current {
+                Ok(parsed) => self.store(parsed).await,
+                Err(e) => Err(e),
+            };
+            each(*id, result);
+        }
+    }
+
+    /// First stage: count the attempt, read the bytes, detect and parse.
+    async fn parse(&self, id: UploadId) -> Result<Parsed, IngestError> {
         let attempts = self.db.begin_ingest_attempt(id).await?;
         if attempts > MAX_ATTEMPTS {
             let reason = format!(
@@ -80,7 +129,7 @@ impl Ingestor {
                  run `telegaz reparse` to try again",
                 attempts - 1
             );
-            return self.end(id, Outcome::Failed(reason)).await;
+            return Ok(Parsed::Done(id, Outcome::Failed(reason)));
         }
         let Some(upload) = self.db.upload(id).await? else {
             return Err(telegaz_store::StoreError::NotFound {
@@ -88,14 +137,11 @@ impl Ingestor {
             }
             .into());
         };
-        let (Some(device), Some(sha)) = (upload.device.clone(), upload.sha256) else {
+        let (Some(device), Some(device_id), Some(sha)) =
+            (upload.device.clone(), upload.device_id, upload.sha256)
+        else {
             let reason = "the upload has no device or no stored bytes".to_owned();
-            return self.end(id, Outcome::Failed(reason)).await;
-        };
-        let Some(device_id) = upload.device_id else {
-            return self
-                .end(id, Outcome::Failed("the upload has no device".into()))
-                .await;
+            return Ok(Parsed::Done(id, Outcome::Failed(reason)));
         };
         let mut bytes = Vec::with_capacity(usize::try_from(upload.size).unwrap_or(0));
         let mut file = self
@@ -117,19 +163,30 @@ impl Ingestor {
             detect_and_parse(&bytes, &file_name, &device, &profiles)
         })
         .await;
-        let outcome = match parsed {
-            Err(join) => Outcome::Failed(format!("the parser failed: {join}")),
-            Ok(Err(unrecognised)) => Outcome::Quarantined(unrecognised.reason),
-            Ok(Ok(p)) if p.records.is_empty() && p.events.is_empty() => Outcome::Quarantined(
-                format!("recognised as {} but it holds no records", p.format),
+        Ok(match parsed {
+            Err(join) => Parsed::Done(id, Outcome::Failed(format!("the parser failed: {join}"))),
+            Ok(Err(unrecognised)) => Parsed::Done(id, Outcome::Quarantined(unrecognised.reason)),
+            Ok(Ok(p)) if p.records.is_empty() && p.events.is_empty() => Parsed::Done(
+                id,
+                Outcome::Quarantined(format!(
+                    "recognised as {} but it holds no records",
+                    p.format
+                )),
             ),
-            Ok(Ok(mut p)) => {
+            Ok(Ok(p)) => Parsed::File(id, device_id, Box::new(p)),
+        })
+    }
+
+    /// Second stage: cross-check and store, or record why not.
+    async fn store(&self, parsed: Parsed) -> Result<Outcome, IngestError> {
+        match parsed {
+            Parsed::Done(id, outcome) => self.end(id, outcome).await,
+            Parsed::File(id, device_id, mut p) => {
                 self.cross_check(id, device_id, &mut p).await?;
                 let info = self.db.store_parsed(id, device_id, &p).await?;
-                Outcome::Parsed(info)
+                self.end(id, Outcome::Parsed(info)).await
             }
-        };
-        self.end(id, outcome).await
+        }
     }
 
     /// Compare the model and serial number the content states with what
@@ -235,14 +292,14 @@ impl Ingestor {
                 }
             };
             let mut errors = 0;
-            for id in &batch {
-                if *shutdown.borrow() {
-                    return;
-                }
-                if let Err(e) = self.process(*id).await {
-                    errors += 1;
-                    tracing::error!(upload_id = id.0, error = %e, "ingest failed; the upload stays queued");
-                }
+            if !batch.is_empty() && !*shutdown.borrow() {
+                self.process_many(&batch, |id, result| {
+                    if let Err(e) = result {
+                        errors += 1;
+                        tracing::error!(upload_id = id.0, error = %e, "ingest failed; the upload stays queued");
+                    }
+                })
+                .await;
             }
             if batch.is_empty() || errors > 0 {
                 let pause = if errors > 0 {

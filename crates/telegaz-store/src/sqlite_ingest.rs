@@ -144,8 +144,77 @@ fn local_text(t: jiff::civil::DateTime) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
+/// One record, encoded for its row.
+struct Encoded {
+    kind: &'static str,
+    local: String,
+    record_no: i64,
+    utc_offset: Option<i32>,
+    quantities: String,
+    status: String,
+    event_code: Option<i64>,
+    checked: String,
+    line: i64,
+}
+
+impl Encoded {
+    fn new(r: &ArchiveRecord) -> Result<Self> {
+        Ok(Encoded {
+            kind: r.kind.as_str(),
+            local: local_text(r.local_time),
+            record_no: r
+                .record_no
+                .and_then(|n| i64::try_from(n).ok())
+                .unwrap_or(-1),
+            utc_offset: r.utc_offset_seconds,
+            quantities: json(&r.quantities)?,
+            status: json(&r.status)?,
+            event_code: r.event_code.map(i64::from),
+            checked: json(&r.check)?,
+            line: i64::from(r.line),
+        })
+    }
+
+    fn key(&self) -> (&'static str, &str, i64) {
+        (self.kind, &self.local, self.record_no)
+    }
+
+    fn same_values(&self, other: &Stored) -> bool {
+        self.quantities == other.quantities
+            && self.status == other.status
+            && self.event_code == other.event_code
+            && self.checked == other.checked
+    }
+}
+
+/// The values of a stored row, for comparison.
+struct Stored {
+    quantities: String,
+    status: String,
+    event_code: Option<i64>,
+    checked: String,
+}
+
+impl From<&Encoded> for Stored {
+    fn from(e: &Encoded) -> Self {
+        Stored {
+            quantities: e.quantities.clone(),
+            status: e.status.clone(),
+            event_code: e.event_code,
+            checked: e.checked.clone(),
+        }
+    }
+}
+
+/// Rows per INSERT statement (11 parameters each; SQLite allows 32766).
+const BATCH: usize = 256;
+
 /// Store a parsed file's rows. Same key, same values: duplicate. Same key,
 /// different values: kept in `reading_conflicts`, the first stays.
+///
+/// Rows go in batches: one query reads what is stored in the batch's time
+/// range, the rows not there are inserted with one multi-row `INSERT`, the
+/// others are compared in memory.
 pub(crate) async fn store_parsed(
     tx: &mut Tx,
     id: UploadId,
@@ -153,75 +222,124 @@ pub(crate) async fn store_parsed(
     parsed: &ParsedFile,
     now: &str,
 ) -> Result<IngestInfo> {
-    let mut counts = RecordCounts::default();
-    for r in &parsed.records {
-        counts.total += 1;
-        let local = local_text(r.local_time);
-        let record_no = r
-            .record_no
-            .and_then(|n| i64::try_from(n).ok())
-            .unwrap_or(-1);
-        let quantities = json(&r.quantities)?;
-        let status = json(&r.status)?;
-        let checked = json(&r.check)?;
-        let event_code = r.event_code.map(i64::from);
-        let line = i64::from(r.line);
-        let inserted = sqlx::query(
+    let mut counts = RecordCounts {
+        total: parsed.records.len() as u64,
+        ..RecordCounts::default()
+    };
+    let encoded = parsed
+        .records
+        .iter()
+        .map(Encoded::new)
+        .collect::<Result<Vec<_>>>()?;
+    // A key repeated inside the file is compared with its first occurrence.
+    let mut first: std::collections::HashMap<(&str, &str, i64), usize> =
+        std::collections::HashMap::with_capacity(encoded.len());
+    let mut unique = Vec::with_capacity(encoded.len());
+    let mut conflicts: Vec<&Encoded> = Vec::new();
+    for (i, e) in encoded.iter().enumerate() {
+        match first.get(&e.key()) {
+            None => {
+                first.insert(e.key(), i);
+                unique.push(e);
+            }
+            Some(&j) if e.same_values(&Stored::from(&encoded[j])) => counts.duplicate += 1,
+            Some(_) => {
+                counts.conflicting += 1;
+                conflicts.push(e);
+            }
+        }
+    }
+    for chunk in unique.chunks(BATCH) {
+        // What is stored already in the chunk's time range (usually nothing).
+        let (lo, hi) = chunk
+            .iter()
+            .fold((None::<&str>, None::<&str>), |(lo, hi), e| {
+                (
+                    Some(lo.map_or(e.local.as_str(), |l| l.min(e.local.as_str()))),
+                    Some(hi.map_or(e.local.as_str(), |h| h.max(e.local.as_str()))),
+                )
+            });
+        let stored = sqlx::query(
+            "SELECT kind, local_time, record_no, quantities, status, event_code, checked FROM readings \
+             WHERE device_id = ? AND kind IN ('interval', 'daily', 'monthly') AND local_time BETWEEN ? AND ?",
+        )
+        .bind(device.0)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(StoreError::query("reading stored readings"))?;
+        let mut by_key = std::collections::HashMap::with_capacity(stored.len());
+        for r in &stored {
+            let err = corrupt("stored reading");
+            let key: (String, String, i64) = (
+                r.try_get(0).map_err(&err)?,
+                r.try_get(1).map_err(&err)?,
+                r.try_get(2).map_err(&err)?,
+            );
+            let values = Stored {
+                quantities: r.try_get(3).map_err(&err)?,
+                status: r.try_get(4).map_err(&err)?,
+                event_code: r.try_get(5).map_err(&err)?,
+                checked: r.try_get(6).map_err(&err)?,
+            };
+            by_key.insert(key, values);
+        }
+        let mut fresh = Vec::with_capacity(chunk.len());
+        for &e in chunk {
+            if by_key.is_empty() {
+                fresh.push(e);
+                continue;
+            }
+            match by_key.get(&(e.kind.to_owned(), e.local.clone(), e.record_no)) {
+                None => fresh.push(e),
+                Some(v) if e.same_values(v) => counts.duplicate += 1,
+                Some(_) => {
+                    counts.conflicting += 1;
+                    conflicts.push(e);
+                }
+            }
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        let mut sql = String::from(
             "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, status, \
-             event_code, checked, upload_id, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING",
-        )
-        .bind(device.0)
-        .bind(r.kind.as_str())
-        .bind(&local)
-        .bind(record_no)
-        .bind(r.utc_offset_seconds)
-        .bind(&quantities)
-        .bind(&status)
-        .bind(event_code)
-        .bind(&checked)
-        .bind(id.0)
-        .bind(line)
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::query("storing a reading"))?
-        .rows_affected();
-        if inserted == 1 {
-            counts.new += 1;
-            continue;
+             event_code, checked, upload_id, line) VALUES ",
+        );
+        for i in 0..fresh.len() {
+            sql.push_str(if i == 0 {
+                "(?,?,?,?,?,?,?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?,?,?,?,?,?,?)"
+            });
         }
-        let existing = sqlx::query(
-            "SELECT quantities, status, event_code, checked FROM readings \
-             WHERE device_id = ? AND kind = ? AND local_time = ? AND record_no = ?",
-        )
-        .bind(device.0)
-        .bind(r.kind.as_str())
-        .bind(&local)
-        .bind(record_no)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(StoreError::query("reading a stored reading"))?;
-        let same = existing
-            .try_get::<String, _>(0)
-            .map_err(corrupt("reading"))?
-            == quantities
-            && existing
-                .try_get::<String, _>(1)
-                .map_err(corrupt("reading"))?
-                == status
-            && existing
-                .try_get::<Option<i64>, _>(2)
-                .map_err(corrupt("reading"))?
-                == event_code
-            && existing
-                .try_get::<String, _>(3)
-                .map_err(corrupt("reading"))?
-                == checked;
-        if same {
-            counts.duplicate += 1;
-            continue;
+        // The write transaction holds the database: nothing can have come in
+        // between; the clause only guards the key.
+        sql.push_str(" ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING");
+        // Built only from the constant fragments above; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in &fresh {
+            q = q
+                .bind(device.0)
+                .bind(e.kind)
+                .bind(&e.local)
+                .bind(e.record_no)
+                .bind(e.utc_offset)
+                .bind(&e.quantities)
+                .bind(&e.status)
+                .bind(e.event_code)
+                .bind(&e.checked)
+                .bind(id.0)
+                .bind(e.line);
         }
-        counts.conflicting += 1;
+        counts.new += q
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query("storing readings"))?
+            .rows_affected();
+    }
+    for e in conflicts {
         // Record each differing version once.
         sqlx::query(
             "INSERT INTO reading_conflicts (device_id, kind, local_time, record_no, utc_offset, quantities, \
@@ -231,24 +349,24 @@ pub(crate) async fn store_parsed(
              AND status = ? AND checked = ?)",
         )
         .bind(device.0)
-        .bind(r.kind.as_str())
-        .bind(&local)
-        .bind(record_no)
-        .bind(r.utc_offset_seconds)
-        .bind(&quantities)
-        .bind(&status)
-        .bind(event_code)
-        .bind(&checked)
+        .bind(e.kind)
+        .bind(&e.local)
+        .bind(e.record_no)
+        .bind(e.utc_offset)
+        .bind(&e.quantities)
+        .bind(&e.status)
+        .bind(e.event_code)
+        .bind(&e.checked)
         .bind(id.0)
-        .bind(line)
+        .bind(e.line)
         .bind(now)
         .bind(device.0)
-        .bind(r.kind.as_str())
-        .bind(&local)
-        .bind(record_no)
-        .bind(&quantities)
-        .bind(&status)
-        .bind(&checked)
+        .bind(e.kind)
+        .bind(&e.local)
+        .bind(e.record_no)
+        .bind(&e.quantities)
+        .bind(&e.status)
+        .bind(&e.checked)
         .execute(&mut **tx)
         .await
         .map_err(StoreError::query("recording a conflicting reading"))?;

@@ -105,6 +105,7 @@ conformance!(
     complete_uploads_are_queued_for_ingest,
     parsed_records_are_idempotent_and_conflicts_kept,
     ingest_outcomes_and_requeue,
+    large_files_with_repeats_inside_and_across_uploads,
 );
 
 async fn devices_are_unique_and_updatable(db: &dyn Database) {
@@ -663,4 +664,60 @@ async fn ingest_outcomes_and_requeue(db: &dyn Database) {
         .await
         .unwrap();
     assert_eq!(by_device, vec![b]);
+}
+
+fn reading_at(i: u32, vb: &str) -> ArchiveRecord {
+    let mut r = reading(0, vb);
+    r.record_no = Some(u64::from(i));
+    r.local_time = jiff::civil::date(2026, 1, 1).at(0, 0, 0, 0)
+        + jiff::SignedDuration::from_hours(i64::from(i));
+    r
+}
+
+async fn large_files_with_repeats_inside_and_across_uploads(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    // 1000 rows (several batches), with one key repeated identically and one
+    // repeated with another value inside the same file.
+    let mut rows: Vec<ArchiveRecord> = (0..1000)
+        .map(|i| reading_at(i, &format!("{i}.5")))
+        .collect();
+    rows.push(reading_at(10, "10.5"));
+    rows.push(reading_at(20, "999"));
+    let a = upload(db, d.id, "/a", 1).await;
+    let info = db.store_parsed(a, d.id, &parsed(rows)).await.unwrap();
+    assert_eq!(info.records.total, 1002);
+    assert_eq!(info.records.new, 1000);
+    assert_eq!(info.records.duplicate, 1);
+    assert_eq!(info.records.conflicting, 1);
+
+    // A second upload overlapping the first: 500 old (one changed), 500 new.
+    let mut rows: Vec<ArchiveRecord> = (500..1500)
+        .map(|i| reading_at(i, &format!("{i}.5")))
+        .collect();
+    rows[100] = reading_at(600, "0.1");
+    let b = upload(db, d.id, "/b", 2).await;
+    let info = db.store_parsed(b, d.id, &parsed(rows)).await.unwrap();
+    assert_eq!(info.records.total, 1000);
+    assert_eq!(info.records.new, 500);
+    assert_eq!(info.records.duplicate, 499);
+    assert_eq!(info.records.conflicting, 1);
+
+    let stored = db
+        .readings(&ReadingFilter {
+            device_id: d.id,
+            kind: None,
+            from: None,
+            to: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1500);
+    assert_eq!(
+        stored[20].quantities.vb,
+        Some(Decimal::from_str("20.5").unwrap())
+    );
+    assert_eq!(
+        stored[600].quantities.vb,
+        Some(Decimal::from_str("600.5").unwrap())
+    );
 }

@@ -159,23 +159,36 @@ async fn process_all(
     db: &dyn Database,
     ids: &[UploadId],
 ) -> anyhow::Result<usize> {
+    let mut names = std::collections::HashMap::new();
+    for id in ids {
+        if let Some(u) = db.upload(*id).await? {
+            names.insert(*id, u.final_path);
+        }
+    }
     let bar = bar(ids.len());
     let mut not_parsed = 0;
-    for id in ids {
-        let name = db
-            .upload(*id)
-            .await?
-            .map(|u| u.final_path)
-            .unwrap_or_default();
-        bar.set_message(name.clone());
-        let outcome = ingestor.process(*id).await?;
-        if !matches!(outcome, Outcome::Parsed(_)) {
-            not_parsed += 1;
-        }
-        bar.suspend(|| println!("{}", describe(*id, &name, &outcome)));
-        bar.inc(1);
-    }
+    let mut first_error = None;
+    ingestor
+        .process_many(ids, |id, result| {
+            let name = names.get(&id).map(String::as_str).unwrap_or("");
+            let line = match &result {
+                Ok(outcome) => describe(id, name, outcome),
+                Err(e) => format!("#{} {name}: error: {e}; it stays queued", id.0),
+            };
+            if !matches!(result, Ok(Outcome::Parsed(_))) {
+                not_parsed += 1;
+            }
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+            bar.suspend(|| println!("{line}"));
+            bar.inc(1);
+        })
+        .await;
     bar.finish_and_clear();
+    if let Some(e) = first_error {
+        return Err(anyhow::Error::new(e).context("ingest could not finish"));
+    }
     Ok(not_parsed)
 }
 
