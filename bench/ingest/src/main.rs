@@ -65,12 +65,19 @@ fn generate(device: u32, days: u32, text: &mut String, csv: &mut String) {
     }
 }
 
-fn peer(dir: &Path, csv: &Path) -> anyhow::Result<f64> {
-    let db = dir.join("peer.db");
+/// `sqlite3 .import` into a table without a key (`keyed: false`, the peer
+/// the target is measured against) or with the same natural key as ours.
+fn peer(dir: &Path, csv: &Path, keyed: bool) -> anyhow::Result<f64> {
+    let db = dir.join(if keyed { "peer-keyed.db" } else { "peer.db" });
+    let key = if keyed {
+        ", PRIMARY KEY (device, local_time, record_no)) WITHOUT ROWID"
+    } else {
+        ")"
+    };
     let script = format!(
         "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=FULL;\n\
          CREATE TABLE readings (device INTEGER, record_no INTEGER, local_time TEXT, vb TEXT, vbt TEXT, vm TEXT, vo TEXT, \
-         t TEXT, p TEXT, k TEXT, s1 TEXT, s2 TEXT, s3 TEXT, event INTEGER, checked TEXT);\n\
+         t TEXT, p TEXT, k TEXT, s1 TEXT, s2 TEXT, s3 TEXT, event INTEGER, checked TEXT{key};\n\
          .mode csv\n.import {} readings\n",
         csv.display()
     );
@@ -191,7 +198,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&csv_path, all_csv)?;
     let total = u64::from(args.devices) * u64::from(args.days) * 24;
 
-    let peer_secs = peer(dir.path(), &csv_path)?;
+    let peer_secs = peer(dir.path(), &csv_path, false)?;
+    let keyed_secs = peer(dir.path(), &csv_path, true)?;
     let (our_secs, stored) = ours(dir.path(), &files).await?;
     if stored != total {
         bail!("stored {stored} rows, expected {total}");
@@ -200,7 +208,13 @@ async fn main() -> anyhow::Result<()> {
     let our_rate = total as f64 / our_secs;
     println!("rows: {total}");
     println!("sqlite3 .import (CSV):        {peer_secs:8.2} s  {peer_rate:10.0} rows/s");
+    let keyed_rate = total as f64 / keyed_secs;
+    println!("sqlite3 .import, keyed table: {keyed_secs:8.2} s  {keyed_rate:10.0} rows/s");
     println!("telegaz parse + store:        {our_secs:8.2} s  {our_rate:10.0} rows/s");
     println!("ratio telegaz / sqlite3:      {:8.3}", our_rate / peer_rate);
+    println!(
+        "ratio telegaz / keyed:        {:8.3}",
+        our_rate / keyed_rate
+    );
     Ok(())
 }

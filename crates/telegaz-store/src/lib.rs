@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use telegaz_domain::{
-    ArchiveKind, ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, IngestInfo,
-    IngestState, NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload,
+    ArchiveKind, ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, EventRecord,
+    IngestInfo, IngestState, NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload,
     UploadFinish, UploadId, UploadStatus,
 };
 
@@ -230,6 +230,8 @@ pub trait Database: Send + Sync + 'static {
     /// End an upload's ingest without records (quarantined or failed).
     async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()>;
     async fn readings(&self, filter: &ReadingFilter) -> Result<Vec<ArchiveRecord>>;
+    /// Event-log rows of a device in a local-time window (`kind` is ignored).
+    async fn events(&self, filter: &ReadingFilter) -> Result<Vec<EventRecord>>;
 
     async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;

@@ -10,9 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 use telegaz_domain::{
-    ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, IngestInfo, IngestState,
-    NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload, UploadFinish, UploadId,
-    UploadMode, UploadStatus,
+    ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, EventRecord, IngestInfo,
+    IngestState, NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload,
+    UploadFinish, UploadId, UploadMode, UploadStatus,
 };
 
 use crate::path::{join_path, split_path};
@@ -931,6 +931,10 @@ impl Database for SqliteDatabase {
 
     async fn readings(&self, filter: &ReadingFilter) -> Result<Vec<ArchiveRecord>> {
         crate::sqlite_ingest::readings(&self.pool, filter).await
+    }
+
+    async fn events(&self, filter: &ReadingFilter) -> Result<Vec<EventRecord>> {
+        crate::sqlite_ingest::events(&self.pool, filter).await
     }
 
     async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()> {

@@ -5,8 +5,8 @@ use std::str::FromStr;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use telegaz_domain::{
-    ArchiveKind, ArchiveRecord, Check, DeviceId, IngestInfo, IngestState, ParsedFile, Quantities,
-    RecordCounts, UploadId,
+    ArchiveKind, ArchiveRecord, Check, DeviceId, EventRecord, IngestInfo, IngestState, ParsedFile,
+    Quantities, RecordCounts, UploadId,
 };
 
 use crate::time::to_text;
@@ -440,6 +440,44 @@ pub(crate) async fn readings(pool: &SqlitePool, f: &ReadingFilter) -> Result<Vec
     .await
     .map_err(StoreError::query("reading readings"))?;
     rows.iter().map(reading_from_row).collect()
+}
+
+pub(crate) async fn events(pool: &SqlitePool, f: &ReadingFilter) -> Result<Vec<EventRecord>> {
+    let rows = sqlx::query(
+        "SELECT local_time, record_no, code, utc_offset, checked, line FROM events \
+         WHERE device_id = ? AND (? IS NULL OR local_time >= ?) AND (? IS NULL OR local_time <= ?) \
+         ORDER BY local_time, record_no",
+    )
+    .bind(f.device_id.0)
+    .bind(f.from.map(local_text))
+    .bind(f.from.map(local_text))
+    .bind(f.to.map(local_text))
+    .bind(f.to.map(local_text))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading events"))?;
+    rows.iter()
+        .map(|row| {
+            let err = corrupt("event row");
+            let local: String = row.try_get("local_time").map_err(&err)?;
+            let checked: String = row.try_get("checked").map_err(&err)?;
+            Ok(EventRecord {
+                record_no: u64::try_from(row.try_get::<i64, _>("record_no").map_err(&err)?).ok(),
+                local_time: local
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("event time {local:?}: {e}")))?,
+                utc_offset_seconds: row
+                    .try_get::<Option<i64>, _>("utc_offset")
+                    .map_err(&err)?
+                    .and_then(|o| i32::try_from(o).ok()),
+                code: u16::try_from(row.try_get::<i64, _>("code").map_err(&err)?)
+                    .map_err(|e| StoreError::Corrupt(format!("event code: {e}")))?,
+                check: serde_json::from_str::<Check>(&checked)
+                    .map_err(|e| StoreError::Corrupt(format!("event check: {e}")))?,
+                line: u32::try_from(row.try_get::<i64, _>("line").map_err(&err)?).unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 fn reading_from_row(row: &SqliteRow) -> Result<ArchiveRecord> {

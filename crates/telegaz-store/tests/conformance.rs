@@ -106,6 +106,7 @@ conformance!(
     parsed_records_are_idempotent_and_conflicts_kept,
     ingest_outcomes_and_requeue,
     large_files_with_repeats_inside_and_across_uploads,
+    events_are_stored_once_and_read_back,
 );
 
 async fn devices_are_unique_and_updatable(db: &dyn Database) {
@@ -720,4 +721,35 @@ async fn large_files_with_repeats_inside_and_across_uploads(db: &dyn Database) {
         stored[600].quantities.vb,
         Some(Decimal::from_str("600.5").unwrap())
     );
+}
+
+async fn events_are_stored_once_and_read_back(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let ev = |n: u64, h: i8, code: u16| telegaz_domain::EventRecord {
+        record_no: Some(n),
+        local_time: jiff::civil::date(2026, 1, 14).at(h, 5, 12, 0),
+        utc_offset_seconds: None,
+        code,
+        check: Check::Ok,
+        line: 1,
+    };
+    let file = ParsedFile {
+        format: "test".into(),
+        events: vec![ev(101, 13, 0x2007), ev(102, 14, 0x0007)],
+        ..ParsedFile::default()
+    };
+    let a = upload(db, d.id, "/a", 1).await;
+    assert_eq!(db.store_parsed(a, d.id, &file).await.unwrap().events, 2);
+    let b = upload(db, d.id, "/b", 2).await;
+    db.store_parsed(b, d.id, &file).await.unwrap();
+    let all = db
+        .events(&ReadingFilter {
+            device_id: d.id,
+            kind: None,
+            from: Some(jiff::civil::date(2026, 1, 14).at(14, 0, 0, 0)),
+            to: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(all, vec![ev(102, 14, 0x0007)]);
 }
