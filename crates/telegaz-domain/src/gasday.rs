@@ -35,6 +35,8 @@ pub enum Flag {
     MissingHours,
     /// The same reading time appears with different values; the first usable one was used.
     ConflictingReadings,
+    /// Values too large to add up (no real counter is): not used.
+    ImplausibleValue,
 }
 
 /// One hour of consumption.
@@ -99,12 +101,21 @@ fn readings(
     (by_time, conflicts)
 }
 
-fn diff(a: Option<Decimal>, b: Option<Decimal>) -> (Option<Decimal>, bool) {
+/// The consumption between two counter readings: `(volume, decreased, overflow)`.
+fn diff(a: Option<Decimal>, b: Option<Decimal>) -> (Option<Decimal>, bool, bool) {
     match (a, b) {
-        (Some(a), Some(b)) if b >= a => (Some(b - a), false),
-        (Some(_), Some(_)) => (None, true),
-        _ => (None, false),
+        (Some(a), Some(b)) if b >= a => match b.checked_sub(a) {
+            Some(v) => (Some(v), false, false),
+            None => (None, false, true),
+        },
+        (Some(_), Some(_)) => (None, true, false),
+        _ => (None, false, false),
     }
+}
+
+/// Sum without overflow (None if the values are implausibly large).
+fn checked_sum(mut values: impl Iterator<Item = Decimal>) -> Option<Decimal> {
+    values.try_fold(Decimal::ZERO, |acc, v| acc.checked_add(v))
 }
 
 /// Hourly consumption from interval readings (any order, duplicates allowed).
@@ -116,11 +127,14 @@ pub fn hourly(records: &[ArchiveRecord], tz: &TimeZone) -> Vec<HourlyVolume> {
         if let Some(p) = prev
             && seconds_between(tz, p.local_time, t) == Some(3600)
         {
-            let (vb, vb_down) = diff(p.quantities.vb, r.quantities.vb);
-            let (vm, vm_down) = diff(p.quantities.vm, r.quantities.vm);
+            let (vb, vb_down, vb_big) = diff(p.quantities.vb, r.quantities.vb);
+            let (vm, vm_down, vm_big) = diff(p.quantities.vm, r.quantities.vm);
             let mut flags = Vec::new();
             if vb_down || vm_down {
                 flags.push(Flag::CounterDecreased);
+            }
+            if vb_big || vm_big {
+                flags.push(Flag::ImplausibleValue);
             }
             if conflicts.contains(&t) || conflicts.contains(&p.local_time) {
                 flags.push(Flag::ConflictingReadings);
@@ -170,25 +184,44 @@ pub fn daily(
             let end = day.tomorrow().map(boundary).unwrap_or(start);
             let with_volume: Vec<&&HourlyVolume> =
                 hs.iter().filter(|h| h.vb_m3.is_some()).collect();
-            let sum_vb: Decimal = with_volume.iter().filter_map(|h| h.vb_m3).sum();
-            let sum_vm: Decimal = hs.iter().filter_map(|h| h.vm_m3).sum();
             let mut flags: Vec<Flag> = hs.iter().flat_map(|h| h.flags.iter().copied()).collect();
+            let (sum_vb, sum_vm) = match (
+                checked_sum(with_volume.iter().filter_map(|h| h.vb_m3)),
+                checked_sum(hs.iter().filter_map(|h| h.vm_m3)),
+            ) {
+                (Some(b), Some(m)) => (b, m),
+                _ => {
+                    flags.push(Flag::ImplausibleValue);
+                    (Decimal::ZERO, Decimal::ZERO)
+                }
+            };
             let expected_hours = seconds_between(tz, start, end).map_or(24, |s| s / 3600);
             let counter_at = |t: DateTime| by_time.get(&t).and_then(|r| r.quantities.vb);
             let counter_vm_at = |t: DateTime| by_time.get(&t).and_then(|r| r.quantities.vm);
+            // Complete only if the counter never went down between the boundaries,
+            // gaps included (a reset inside a gap would hide in the difference).
+            let monotonic = by_time
+                .range(start..=end)
+                .filter_map(|(_, r)| r.quantities.vb)
+                .collect::<Vec<_>>()
+                .windows(2)
+                .all(|w| w[1] >= w[0]);
             let complete_counters = match (counter_at(start), counter_at(end)) {
-                (Some(a), Some(b)) if b >= a && !flags.contains(&Flag::CounterDecreased) => {
-                    Some((a, b))
+                (Some(a), Some(b)) if monotonic && !flags.contains(&Flag::ImplausibleValue) => {
+                    b.checked_sub(a)
                 }
                 _ => None,
             };
+            if !monotonic && !flags.contains(&Flag::CounterDecreased) {
+                flags.push(Flag::CounterDecreased);
+            }
             let (vb, vm, complete) = match complete_counters {
-                Some((a, b)) => {
+                Some(v) => {
                     let vm = match (counter_vm_at(start), counter_vm_at(end)) {
-                        (Some(x), Some(y)) if y >= x => y - x,
+                        (Some(x), Some(y)) if y >= x => y.checked_sub(x).unwrap_or(sum_vm),
                         _ => sum_vm,
                     };
-                    (b - a, vm, true)
+                    (v, vm, true)
                 }
                 None => (sum_vb, sum_vm, false),
             };
@@ -199,7 +232,7 @@ pub fn daily(
                 device_daily.get(&start).and_then(|r| r.quantities.vb),
                 device_daily.get(&end).and_then(|r| r.quantities.vb),
             ) {
-                (Some(a), Some(b)) if b >= a => Some(b - a),
+                (Some(a), Some(b)) if b >= a => b.checked_sub(a),
                 _ => None,
             };
             if let Some(d) = device_vb
@@ -303,6 +336,61 @@ mod tests {
         assert!(d.iter().all(|g| g.vb_m3 >= Decimal::ZERO));
         assert!(d[0].flags.contains(&Flag::CounterDecreased));
         assert!(!d[0].complete);
+    }
+
+    #[test]
+    fn a_reset_hidden_in_a_gap_makes_the_day_incomplete() {
+        let tz = TimeZone::UTC;
+        let mut rs = vec![rec(ArchiveKind::Interval, at(14, 10), "1000", Check::Ok)];
+        rs.push(rec(ArchiveKind::Interval, at(14, 11), "1001", Check::Ok));
+        // 12:00-20:00 missing; the counter was reset meanwhile and ends higher.
+        rs.push(rec(ArchiveKind::Interval, at(14, 20), "5", Check::Ok));
+        rs.push(rec(ArchiveKind::Interval, at(14, 21), "6", Check::Ok));
+        rs.push(rec(ArchiveKind::Interval, at(15, 10), "2000", Check::Ok));
+        let d = daily(&rs, &tz, 10, at(20, 0));
+        assert!(!d[0].complete, "{:?}", d[0]);
+        assert!(d[0].flags.contains(&Flag::CounterDecreased));
+        assert_eq!(d[0].vb_m3, dec("2"), "the sum of the known hours");
+    }
+
+    #[test]
+    fn huge_values_never_panic() {
+        let tz = TimeZone::UTC;
+        let max = Decimal::MAX.to_string();
+        let min = Decimal::MIN.to_string();
+        let rs = vec![
+            rec(ArchiveKind::Interval, at(14, 11), &min, Check::Ok),
+            rec(ArchiveKind::Interval, at(14, 12), &max, Check::Ok),
+            rec(ArchiveKind::Interval, at(14, 13), &max, Check::Ok),
+            rec(ArchiveKind::Daily, at(14, 10), &min, Check::Ok),
+            rec(ArchiveKind::Daily, at(15, 10), &max, Check::Ok),
+        ];
+        let h = hourly(&rs, &tz);
+        assert!(h[0].flags.contains(&Flag::ImplausibleValue), "{h:?}");
+        let _ = daily(&rs, &tz, 10, at(20, 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_counters_never_panic_or_go_negative(
+            values in proptest::collection::vec((0i64..48, proptest::num::i64::ANY, 0u32..29), 0..60)
+        ) {
+            let tz = TimeZone::UTC;
+            let rs: Vec<ArchiveRecord> = values
+                .iter()
+                .map(|(h, m, scale)| {
+                    let t = at(14, 0) + SignedDuration::from_hours(*h);
+                    let v = Decimal::new(*m, *scale).to_string();
+                    rec(ArchiveKind::Interval, t, &v, Check::Ok)
+                })
+                .collect();
+            for h in hourly(&rs, &tz) {
+                proptest::prop_assert!(h.vb_m3.is_none_or(|v| v >= Decimal::ZERO));
+            }
+            for d in daily(&rs, &tz, 10, at(20, 0)) {
+                proptest::prop_assert!(d.vb_m3 >= Decimal::ZERO);
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
-use crate::{cmd_audit, cmd_device, cmd_ingest, cmd_uploads, serve};
+use crate::{cmd_audit, cmd_device, cmd_ingest, cmd_report, cmd_uploads, serve};
 
 /// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
 /// keeps every byte, and turns it into gas-consumption data.
@@ -46,6 +46,8 @@ pub enum Command {
     Readings(cmd_ingest::RangeArgs),
     /// Gas-day volumes of a device.
     Daily(cmd_ingest::RangeArgs),
+    /// Reports by gas day or hour: CSV (UTF-8 or Windows-1251), XLSX, JSON, HTML.
+    Report(cmd_report::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,5 +115,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reparse(args) => cmd_ingest::reparse(&config, args).await,
         Command::Readings(args) => cmd_ingest::readings(&config, args).await,
         Command::Daily(args) => cmd_ingest::daily(&config, args).await,
+        Command::Report(args) => cmd_report::run(&config, args).await,
     }
 }

@@ -247,6 +247,7 @@ fn flags(f: &[Flag]) -> Vec<&'static str> {
             Flag::DailyMismatch => "daily_mismatch",
             Flag::MissingHours => "missing_hours",
             Flag::ConflictingReadings => "conflicting_readings",
+            Flag::ImplausibleValue => "implausible_value",
         })
         .collect()
 }

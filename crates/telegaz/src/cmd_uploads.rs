@@ -67,8 +67,8 @@ pub async fn run(config: &Config, cmd: UploadsCommand) -> anyhow::Result<()> {
             } else {
                 writeln!(
                     out,
-                    "{:>7} {:<16} {:<10} {:>10} {:<20} NAME",
-                    "ID", "DEVICE", "STATUS", "BYTES", "RECEIVED"
+                    "{:>7} {:<16} {:<10} {:<12} {:>10} {:<20} NAME",
+                    "ID", "DEVICE", "STATUS", "INGEST", "BYTES", "RECEIVED"
                 )?;
                 for u in &uploads {
                     let received = u
@@ -79,12 +79,14 @@ pub async fn run(config: &Config, cmd: UploadsCommand) -> anyhow::Result<()> {
                     if let Some(d) = u.duplicate_of {
                         name.push_str(&format!("  (duplicate of #{d})"));
                     }
+                    let ingest = u.ingest.as_ref().map_or("-", |i| i.status.as_str());
                     writeln!(
                         out,
-                        "{:>7} {:<16} {:<10} {:>10} {:<20} {}",
+                        "{:>7} {:<16} {:<10} {:<12} {:>10} {:<20} {}",
                         u.id.0,
                         u.device.as_deref().unwrap_or("?"),
                         u.status.as_str(),
+                        ingest,
                         u.size,
                         received,
                         name

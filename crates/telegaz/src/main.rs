@@ -4,6 +4,7 @@ mod cli;
 mod cmd_audit;
 mod cmd_device;
 mod cmd_ingest;
+mod cmd_report;
 mod cmd_uploads;
 mod logging;
 mod profiles;
