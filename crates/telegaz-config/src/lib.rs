@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use port_range::{InvalidPortRange, PortRange};
@@ -44,6 +45,12 @@ pub struct Config {
     pub login_policy: LoginPolicyConfig,
     pub log: LogConfig,
     pub ingest: IngestConfig,
+    /// The mail server that scheduled reports are sent through.
+    pub smtp: SmtpConfig,
+    /// Scheduled report deliveries (`[[delivery]]` tables); none by default.
+    pub delivery: Vec<DeliveryConfig>,
+    /// Retries and catch-up of the delivery scheduler.
+    pub delivery_policy: DeliveryPolicyConfig,
 }
 
 impl Default for Config {
@@ -56,6 +63,9 @@ impl Default for Config {
             login_policy: LoginPolicyConfig::default(),
             log: LogConfig::default(),
             ingest: IngestConfig::default(),
+            smtp: SmtpConfig::default(),
+            delivery: Vec::new(),
+            delivery_policy: DeliveryPolicyConfig::default(),
         }
     }
 }
@@ -241,7 +251,14 @@ const ENV_SECTIONS: &[&str] = &[
     "login_policy",
     "log",
     "ingest",
+    "smtp",
+    "delivery",
+    "delivery_policy",
 ];
+
+/// The SMTP password is taken from the environment as it is: figment would read
+/// `123456` as a number and `true` as a boolean.
+const ENV_SMTP_PASSWORD: &str = "TELEGAZ_SMTP__PASSWORD";
 
 impl Config {
     /// Load all layers. `file` is the `--config` flag.
@@ -272,10 +289,13 @@ impl Config {
         let env = Env::prefixed("TELEGAZ_").split("__").filter(|key| {
             let first = key.as_str().split('.').next().unwrap_or("");
             ENV_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(first))
+                && !key.as_str().eq_ignore_ascii_case("smtp.password")
         });
-        Ok(fig
-            .merge(env)
-            .merge(Serialized::defaults(overrides.clone())))
+        fig = fig.merge(env);
+        if let Ok(password) = std::env::var(ENV_SMTP_PASSWORD) {
+            fig = fig.merge(Serialized::default("smtp.password", password));
+        }
+        Ok(fig.merge(Serialized::defaults(overrides.clone())))
     }
 
     /// The database URL in effect.
@@ -341,8 +361,364 @@ impl Config {
                 "login_policy.max_failures_per_login_and_address must be at least 1".into(),
             ));
         }
+        validate_delivery(&self.smtp, &self.delivery, &self.delivery_policy)
+            .map_err(ConfigError::Invalid)?;
         Ok(self)
     }
+}
+
+/// A secret value (the SMTP password): never in `Debug` output, logs or
+/// serialised configuration.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(SecretString::from(value.into()))
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, nothing encrypted: only for a relay on the same host or network.
+    None,
+    /// Plain connection upgraded with STARTTLS, which is required (default; port 587).
+    Starttls,
+    /// TLS from the first byte ("SMTPS", port 465).
+    Tls,
+}
+
+/// The mail server that reports are sent through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name or address of the mail server; empty: no mail server.
+    pub host: String,
+    /// Default: 587 with `starttls`, 465 with `tls`, 25 with `none`.
+    pub port: Option<u16>,
+    pub tls: SmtpTls,
+    /// The sender, `telegaz@example.ru` or `Telegaz <telegaz@example.ru>`.
+    pub from: String,
+    /// Login, when the server wants one (then `password` too).
+    pub username: Option<String>,
+    /// Password for `username`. Prefer `TELEGAZ_SMTP__PASSWORD` to writing it in a file.
+    #[serde(skip_serializing)]
+    pub password: Option<Secret>,
+    /// Extra CA certificate (PEM) to trust besides the system's, for a server
+    /// whose certificate an internal CA issued.
+    pub ca_file: Option<PathBuf>,
+    /// The whole conversation with the server for one message (connecting,
+    /// TLS, login, sending) must finish within this time.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: None,
+            tls: SmtpTls::Starttls,
+            from: String::new(),
+            username: None,
+            password: None,
+            ca_file: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// The port in effect.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        })
+    }
+
+    /// A mail server is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.host.trim().is_empty()
+    }
+}
+
+/// The attached report's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryFormat {
+    #[serde(rename = "xlsx")]
+    Xlsx,
+    /// CSV as Russian Excel opens it: Windows-1251, `;`, decimal comma.
+    #[serde(rename = "csv-1251")]
+    Csv1251,
+}
+
+/// A row per gas day or per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportRows {
+    Daily,
+    Hourly,
+}
+
+/// One scheduled delivery: after each gas day, its report for these devices to these recipients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Identifies the delivery (letters, digits, `.`, `_`, `-`); keep it stable:
+    /// what was sent is recorded under it.
+    pub name: String,
+    /// Device names (as in `telegaz device list`).
+    pub devices: Vec<String>,
+    /// E-mail addresses, `a@example.ru` or `Name <a@example.ru>`.
+    pub recipients: Vec<String>,
+    #[serde(default = "DeliveryConfig::default_format")]
+    pub format: DeliveryFormat,
+    #[serde(default = "DeliveryConfig::default_rows")]
+    pub rows: ReportRows,
+    /// Wait this long after the gas day has ended (the devices' contract hour)
+    /// before sending, so that the units have uploaded it.
+    #[serde(default = "DeliveryConfig::default_delay", with = "humantime_serde")]
+    pub delay: Duration,
+    /// Subject; `{name}`, `{gas_day}` (ДД.ММ.ГГГГ), `{gas_day_iso}` and
+    /// `{devices}` are replaced.
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+impl DeliveryConfig {
+    /// Used when a delivery has no `subject`.
+    pub const DEFAULT_SUBJECT: &str = "Газовые сутки {gas_day}: {devices}";
+    /// The placeholders a subject may use.
+    pub const PLACEHOLDERS: &[&str] = &["name", "gas_day", "gas_day_iso", "devices"];
+
+    fn default_format() -> DeliveryFormat {
+        DeliveryFormat::Xlsx
+    }
+    fn default_rows() -> ReportRows {
+        ReportRows::Daily
+    }
+    fn default_delay() -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+}
+
+/// Retries and catch-up of the delivery scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryPolicyConfig {
+    /// Waits between attempts: after the first failure the first wait, and so
+    /// on; when they are used up the delivery is `failed`. So there are at
+    /// most `len + 1` attempts.
+    #[serde(with = "duration_list")]
+    pub retry: Vec<Duration>,
+    /// How many of the most recent gas days that are due are sent when their
+    /// report is missing (after a stop of the server, or a new delivery).
+    pub catch_up_days: u32,
+    /// How often the scheduler looks for due deliveries.
+    #[serde(with = "humantime_serde")]
+    pub check_every: Duration,
+}
+
+impl Default for DeliveryPolicyConfig {
+    fn default() -> Self {
+        let m = |n: u64| Duration::from_secs(n * 60);
+        DeliveryPolicyConfig {
+            retry: vec![m(1), m(5), m(30), m(120), m(360)],
+            catch_up_days: 1,
+            check_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A list of durations written like `["1m", "5m"]`.
+mod duration_list {
+    use std::time::Duration;
+
+    use humantime_serde::Serde;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|d| Serde::from(*d))
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Ok(Vec::<Serde<Duration>>::deserialize(d)?
+            .into_iter()
+            .map(Serde::into_inner)
+            .collect())
+    }
+}
+
+/// The longest `delay` after the gas day.
+const MAX_DELIVERY_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn looks_like_address(s: &str) -> bool {
+    let addr = match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    let addr = addr.trim();
+    match addr.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !addr.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
+/// Placeholders `{x}` in a subject that are not known.
+fn unknown_placeholders(subject: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = subject;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        match after.find('}') {
+            Some(j) => {
+                let key = &after[..j];
+                if !DeliveryConfig::PLACEHOLDERS.contains(&key) {
+                    out.push(format!("{{{key}}}"));
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push(rest[i..].to_string());
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn validate_delivery(
+    smtp: &SmtpConfig,
+    deliveries: &[DeliveryConfig],
+    policy: &DeliveryPolicyConfig,
+) -> Result<(), String> {
+    if smtp.username.is_some() != smtp.password.is_some() {
+        return Err("smtp.username and smtp.password go together: set both (the password preferably as TELEGAZ_SMTP__PASSWORD) or neither".into());
+    }
+    if smtp.is_configured() && smtp.host.trim().contains(char::is_whitespace) {
+        return Err(format!(
+            "smtp.host {:?} must be a host name or an address",
+            smtp.host
+        ));
+    }
+    if smtp.port == Some(0) {
+        return Err("smtp.port must not be 0".into());
+    }
+    if smtp.timeout.is_zero() {
+        return Err("smtp.timeout must be greater than zero".into());
+    }
+    if !smtp.from.is_empty() && !looks_like_address(&smtp.from) {
+        return Err(format!(
+            "smtp.from = {:?} is not an e-mail address (e.g. telegaz@example.ru or \"Telegaz <telegaz@example.ru>\")",
+            smtp.from
+        ));
+    }
+    if policy.check_every.is_zero() {
+        return Err("delivery_policy.check_every must be greater than zero".into());
+    }
+    if !(1..=31).contains(&policy.catch_up_days) {
+        return Err("delivery_policy.catch_up_days must be between 1 and 31".into());
+    }
+    if policy.retry.len() > 50 || policy.retry.iter().any(Duration::is_zero) {
+        return Err(
+            "delivery_policy.retry must be at most 50 waits, each greater than zero (e.g. [\"1m\", \"5m\", \"30m\"])"
+                .into(),
+        );
+    }
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    if !smtp.is_configured() {
+        return Err("deliveries are configured ([[delivery]]) but smtp.host is not: name the mail server in [smtp]".into());
+    }
+    if smtp.from.trim().is_empty() {
+        return Err("deliveries are configured ([[delivery]]) but smtp.from is not: set the sender address in [smtp]".into());
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for d in deliveries {
+        let name = &d.name;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(format!(
+                "delivery name {name:?} must be 1 to 64 letters, digits, '.', '_' or '-' (e.g. \"daily-kotelnaya\")"
+            ));
+        }
+        if !names.insert(name.to_ascii_lowercase()) {
+            return Err(format!(
+                "two deliveries are named {name:?}: give each [[delivery]] its own name"
+            ));
+        }
+        if d.devices.is_empty() || d.devices.iter().any(|x| x.trim().is_empty()) {
+            return Err(format!(
+                "delivery {name}: devices must list at least one device name"
+            ));
+        }
+        if d.recipients.is_empty() {
+            return Err(format!(
+                "delivery {name}: recipients must list at least one e-mail address"
+            ));
+        }
+        if let Some(bad) = d.recipients.iter().find(|r| !looks_like_address(r)) {
+            return Err(format!(
+                "delivery {name}: recipient {bad:?} is not an e-mail address"
+            ));
+        }
+        if d.delay > MAX_DELIVERY_DELAY {
+            return Err(format!("delivery {name}: delay must be at most 7 days"));
+        }
+        if let Some(subject) = &d.subject {
+            if subject.contains(['\r', '\n']) {
+                return Err(format!("delivery {name}: subject must be one line"));
+            }
+            let unknown = unknown_placeholders(subject);
+            if !unknown.is_empty() {
+                return Err(format!(
+                    "delivery {name}: subject has unknown placeholders {}; known: {{name}}, {{gas_day}}, {{gas_day_iso}}, {{devices}}",
+                    unknown.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -439,6 +815,142 @@ mod tests {
             assert!(e.contains("max_file_size"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn smtp_and_deliveries_from_file_and_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "telegaz.toml",
+                r#"
+                [smtp]
+                host = "mail.example.ru"
+                from = "Telegaz <telegaz@example.ru>"
+                username = "telegaz"
+
+                [[delivery]]
+                name = "daily-kotelnaya"
+                devices = ["kotelnaya-1", "kotelnaya-2"]
+                recipients = ["dispatcher@example.ru", "Иванов <ivanov@example.ru>"]
+
+                [[delivery]]
+                name = "hourly"
+                devices = ["shrp-7"]
+                recipients = ["a@example.ru"]
+                format = "csv-1251"
+                rows = "hourly"
+                delay = "2h"
+                subject = "{name}: {devices} за {gas_day}"
+
+                [delivery_policy]
+                retry = ["10s", "1m"]
+                catch_up_days = 3
+                "#,
+            )?;
+            // A password that figment would otherwise read as a number.
+            jail.set_env("TELEGAZ_SMTP__PASSWORD", "007123");
+            jail.set_env("TELEGAZ_SMTP__PORT", "2525");
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.smtp.host, "mail.example.ru");
+            assert_eq!(c.smtp.port(), 2525);
+            assert_eq!(c.smtp.tls, SmtpTls::Starttls);
+            assert_eq!(c.smtp.password.as_ref().map(Secret::expose), Some("007123"));
+            let debug = format!("{c:?}");
+            assert!(!debug.contains("007123"), "{debug}");
+            assert!(debug.contains("REDACTED"), "{debug}");
+            assert_eq!(c.delivery.len(), 2);
+            let d = &c.delivery[0];
+            assert_eq!(d.format, DeliveryFormat::Xlsx);
+            assert_eq!(d.rows, ReportRows::Daily);
+            assert_eq!(d.delay, Duration::from_secs(1800));
+            assert_eq!(d.subject, None);
+            let h = &c.delivery[1];
+            assert_eq!(h.format, DeliveryFormat::Csv1251);
+            assert_eq!(h.rows, ReportRows::Hourly);
+            assert_eq!(h.delay, Duration::from_secs(7200));
+            assert_eq!(
+                c.delivery_policy.retry,
+                [Duration::from_secs(10), Duration::from_secs(60)]
+            );
+            assert_eq!(c.delivery_policy.catch_up_days, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn smtp_defaults_and_ports() {
+        let mut smtp = SmtpConfig::default();
+        assert!(!smtp.is_configured());
+        assert_eq!(smtp.tls, SmtpTls::Starttls);
+        assert_eq!(smtp.port(), 587);
+        smtp.tls = SmtpTls::Tls;
+        assert_eq!(smtp.port(), 465);
+        smtp.tls = SmtpTls::None;
+        assert_eq!(smtp.port(), 25);
+        let p = DeliveryPolicyConfig::default();
+        assert_eq!(p.retry.len(), 5);
+        assert_eq!(p.catch_up_days, 1);
+    }
+
+    #[test]
+    fn bad_delivery_settings_are_explained() {
+        let smtp = "[smtp]\nhost = \"mail\"\nfrom = \"t@example.ru\"\n";
+        let delivery = |extra: &str| {
+            format!(
+                "{smtp}[[delivery]]\nname = \"d1\"\ndevices = [\"u\"]\nrecipients = [\"a@example.ru\"]\n{extra}"
+            )
+        };
+        let cases = [
+            (
+                "[[delivery]]\nname = \"d\"\ndevices = [\"u\"]\nrecipients = [\"a@b\"]\n".to_string(),
+                "smtp.host",
+            ),
+            (
+                "[smtp]\nhost = \"mail\"\n[[delivery]]\nname = \"d\"\ndevices = [\"u\"]\nrecipients = [\"a@b\"]\n"
+                    .to_string(),
+                "smtp.from",
+            ),
+            (delivery("format = \"pdf\""), "pdf"),
+            (delivery("subjekt = \"x\""), "subjekt"),
+            (delivery("subject = \"{device}\""), "{device}"),
+            (delivery("delay = \"8d\""), "delay"),
+            (
+                format!("{smtp}[[delivery]]\nname = \"d 1\"\ndevices = [\"u\"]\nrecipients = [\"a@b\"]\n"),
+                "letters, digits",
+            ),
+            (
+                format!("{smtp}[[delivery]]\nname = \"d\"\ndevices = []\nrecipients = [\"a@b\"]\n"),
+                "at least one device",
+            ),
+            (
+                format!("{smtp}[[delivery]]\nname = \"d\"\ndevices = [\"u\"]\nrecipients = [\"nobody\"]\n"),
+                "\"nobody\" is not an e-mail address",
+            ),
+            (
+                format!("{}{}", delivery(""), delivery("").replace(smtp, "")),
+                "two deliveries",
+            ),
+            (
+                "[smtp]\nhost = \"mail\"\nusername = \"u\"\n".to_string(),
+                "go together",
+            ),
+            (
+                "[delivery_policy]\nretry = [\"0s\"]\n".to_string(),
+                "delivery_policy.retry",
+            ),
+            (
+                "[delivery_policy]\ncatch_up_days = 0\n".to_string(),
+                "catch_up_days",
+            ),
+        ];
+        for (file, needle) in cases {
+            Jail::expect_with(|jail| {
+                jail.create_file("telegaz.toml", &file)?;
+                let e = load(&Overrides::default()).unwrap_err();
+                assert!(e.contains(needle), "{file}\n→ {e}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! One [`Database`] trait that the rest of Telegaz talks to, and its backends, each
 //! with its own embedded, versioned migrations. SQLite is the embedded default.
 
+mod delivery;
 mod path;
 mod sqlite;
+mod sqlite_delivery;
 mod sqlite_ingest;
 mod time;
 
@@ -17,6 +19,7 @@ use telegaz_domain::{
     UploadFinish, UploadId, UploadStatus,
 };
 
+pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use path::{join_path, split_path};
 pub use sqlite::SqliteDatabase;
 
@@ -235,6 +238,47 @@ pub trait Database: Send + Sync + 'static {
 
     async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+
+    // Scheduled report deliveries: one record per (delivery name, gas day).
+    /// Record a delivery as `pending`, first attempt at `due_at`, unless it is
+    /// recorded already (in any state). Returns whether it was created.
+    async fn ensure_delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+        due_at: Timestamp,
+    ) -> Result<bool>;
+    /// Deliveries whose next attempt is due at `now`: `pending` ones, and
+    /// `sending` ones whose lease has run out (an attempt cut short by a crash).
+    /// Oldest gas day first.
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Take a delivery for an attempt: when it is due at `now` (or in any state
+    /// when `force`, creating it if missing), mark it `sending` until
+    /// `lease_until` and count the attempt, atomically. `None`: not due (another
+    /// process took it, or it is sent or failed).
+    async fn claim_delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+        now: Timestamp,
+        lease_until: Timestamp,
+        force: bool,
+    ) -> Result<Option<DeliveryRecord>>;
+    /// Record the outcome of the attempt just made.
+    async fn finish_delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+        now: Timestamp,
+        outcome: &DeliveryOutcome,
+    ) -> Result<DeliveryRecord>;
+    async fn delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+    ) -> Result<Option<DeliveryRecord>>;
+    /// Newest gas day first.
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>>;
 }
 
 /// Open the database a URL names, running its migrations.

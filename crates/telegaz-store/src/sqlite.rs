@@ -18,8 +18,9 @@ use telegaz_domain::{
 use crate::path::{join_path, split_path};
 use crate::time::{from_text, to_text};
 use crate::{
-    AuditFilter, Database, DeviceUpdate, FinishedUpload, NewDevice, NsDir, NsFile, NsListing,
-    ReadingFilter, RecoveredUpload, Renamed, RequeueFilter, Result, StoreError, UploadFilter,
+    AuditFilter, Database, DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeviceUpdate,
+    FinishedUpload, NewDevice, NsDir, NsFile, NsListing, ReadingFilter, RecoveredUpload, Renamed,
+    RequeueFilter, Result, StoreError, UploadFilter,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -963,6 +964,54 @@ impl Database for SqliteDatabase {
         tx.commit()
             .await
             .map_err(StoreError::query("committing the audit trail"))
+    }
+
+    async fn ensure_delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+        due_at: Timestamp,
+    ) -> Result<bool> {
+        let tx = self.write_tx().await?;
+        crate::sqlite_delivery::ensure(tx, name, gas_day, due_at, Timestamp::now()).await
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        crate::sqlite_delivery::due(&self.pool, now, limit).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+        now: Timestamp,
+        lease_until: Timestamp,
+        force: bool,
+    ) -> Result<Option<DeliveryRecord>> {
+        let tx = self.write_tx().await?;
+        crate::sqlite_delivery::claim(tx, name, gas_day, now, lease_until, force).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+        now: Timestamp,
+        outcome: &DeliveryOutcome,
+    ) -> Result<DeliveryRecord> {
+        crate::sqlite_delivery::finish(&self.pool, name, gas_day, now, outcome).await
+    }
+
+    async fn delivery(
+        &self,
+        name: &str,
+        gas_day: jiff::civil::Date,
+    ) -> Result<Option<DeliveryRecord>> {
+        crate::sqlite_delivery::get(&self.pool, name, gas_day).await
+    }
+
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>> {
+        crate::sqlite_delivery::list(&self.pool, filter).await
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {

@@ -13,8 +13,8 @@ use telegaz_domain::{
     UploadFinish, UploadId, UploadMode, UploadStatus,
 };
 use telegaz_store::{
-    AuditFilter, Database, DeviceUpdate, NewDevice, ReadingFilter, RecoveredUpload, Renamed,
-    RequeueFilter, StoreError, UploadFilter,
+    AuditFilter, Database, DeliveryFilter, DeliveryOutcome, DeliveryState, DeviceUpdate, NewDevice,
+    ReadingFilter, RecoveredUpload, Renamed, RequeueFilter, StoreError, UploadFilter,
 };
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Database>) {
@@ -107,6 +107,9 @@ conformance!(
     ingest_outcomes_and_requeue,
     large_files_with_repeats_inside_and_across_uploads,
     events_are_stored_once_and_read_back,
+    deliveries_are_recorded_once_and_claimed_when_due,
+    delivery_outcomes_retry_fail_and_send,
+    deliveries_are_listed_newest_first,
 );
 
 async fn devices_are_unique_and_updatable(db: &dyn Database) {
@@ -752,4 +755,229 @@ async fn events_are_stored_once_and_read_back(db: &dyn Database) {
         .await
         .unwrap();
     assert_eq!(all, vec![ev(102, 14, 0x0007)]);
+}
+
+fn day(s: &str) -> jiff::civil::Date {
+    s.parse().unwrap()
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+async fn deliveries_are_recorded_once_and_claimed_when_due(db: &dyn Database) {
+    let d = day("2026-01-14");
+    let due = at("2026-01-15T07:30:00Z");
+    assert!(db.ensure_delivery("daily", d, due).await.unwrap());
+    assert!(
+        !db.ensure_delivery("daily", d, at("2026-01-16T00:00:00Z"))
+            .await
+            .unwrap(),
+        "a second ensure changes nothing"
+    );
+    let r = db.delivery("daily", d).await.unwrap().unwrap();
+    assert_eq!(r.state, DeliveryState::Pending);
+    assert_eq!(
+        (r.attempts, r.due_at, r.next_attempt_at),
+        (0, due, Some(due))
+    );
+    assert!(
+        db.delivery("daily", day("2026-01-15"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Not due before its time.
+    let early = at("2026-01-15T07:29:59Z");
+    assert!(db.due_deliveries(early, 10).await.unwrap().is_empty());
+    let lease = at("2026-01-15T07:40:00Z");
+    assert!(
+        db.claim_delivery("daily", d, early, lease, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Due at its time; one claim wins.
+    let now = at("2026-01-15T07:30:00Z");
+    assert_eq!(db.due_deliveries(now, 10).await.unwrap().len(), 1);
+    let c = db
+        .claim_delivery("daily", d, now, lease, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.state, DeliveryState::Sending);
+    assert_eq!(c.attempts, 1);
+    assert_eq!(c.next_attempt_at, Some(lease));
+    assert_eq!(c.last_attempt_at, Some(now));
+    assert!(
+        db.claim_delivery("daily", d, now, lease, false)
+            .await
+            .unwrap()
+            .is_none(),
+        "taken while its lease runs"
+    );
+    assert!(db.due_deliveries(now, 10).await.unwrap().is_empty());
+    // An attempt cut short is due again when its lease ends.
+    let later = at("2026-01-15T07:40:00Z");
+    let again = db.due_deliveries(later, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].state, DeliveryState::Sending);
+    let c = db
+        .claim_delivery("daily", d, later, at("2026-01-15T07:50:00Z"), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.attempts, 2);
+}
+
+async fn delivery_outcomes_retry_fail_and_send(db: &dyn Database) {
+    let d = day("2026-01-14");
+    let t0 = at("2026-01-15T07:30:00Z");
+    let lease = at("2026-01-15T07:40:00Z");
+    db.ensure_delivery("daily", d, t0).await.unwrap();
+    db.claim_delivery("daily", d, t0, lease, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let retry_at = at("2026-01-15T07:31:00Z");
+    let r = db
+        .finish_delivery(
+            "daily",
+            d,
+            t0,
+            &DeliveryOutcome::Retry {
+                error: "connection refused".into(),
+                at: retry_at,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state, DeliveryState::Pending);
+    assert_eq!(r.next_attempt_at, Some(retry_at));
+    assert_eq!(r.last_error.as_deref(), Some("connection refused"));
+    assert!(db.due_deliveries(t0, 10).await.unwrap().is_empty());
+    assert_eq!(db.due_deliveries(retry_at, 10).await.unwrap().len(), 1);
+
+    db.claim_delivery("daily", d, retry_at, lease, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = db
+        .finish_delivery(
+            "daily",
+            d,
+            retry_at,
+            &DeliveryOutcome::Failed {
+                error: "535 authentication failed".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state, DeliveryState::Failed);
+    assert_eq!(r.attempts, 2);
+    assert_eq!(r.next_attempt_at, None);
+    let far = at("2030-01-01T00:00:00Z");
+    assert!(db.due_deliveries(far, 10).await.unwrap().is_empty());
+    assert!(
+        db.claim_delivery("daily", d, far, far, false)
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed delivery is not taken without force"
+    );
+
+    // Forced: taken in any state, and created when missing.
+    let t1 = at("2026-01-16T09:00:00Z");
+    let c = db
+        .claim_delivery("daily", d, t1, at("2026-01-16T09:10:00Z"), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.state, c.attempts), (DeliveryState::Sending, 3));
+    let r = db
+        .finish_delivery("daily", d, t1, &DeliveryOutcome::Sent)
+        .await
+        .unwrap();
+    assert_eq!(r.state, DeliveryState::Sent);
+    assert_eq!(r.sent_at, Some(t1));
+    assert_eq!(r.next_attempt_at, None);
+    assert_eq!(
+        r.last_error.as_deref(),
+        Some("535 authentication failed"),
+        "the last failure stays visible"
+    );
+    assert!(
+        !db.ensure_delivery("daily", d, t1).await.unwrap(),
+        "never queued again after it was sent"
+    );
+    assert!(db.due_deliveries(far, 10).await.unwrap().is_empty());
+
+    let fresh = day("2026-01-10");
+    let c = db
+        .claim_delivery("manual", fresh, t1, at("2026-01-16T09:10:00Z"), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.attempts, c.due_at), (1, t1));
+    assert!(matches!(
+        db.finish_delivery("nothing", fresh, t1, &DeliveryOutcome::Sent)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn deliveries_are_listed_newest_first(db: &dyn Database) {
+    for (name, d) in [
+        ("a", "2026-01-14"),
+        ("a", "2026-01-15"),
+        ("b", "2026-01-15"),
+        ("a", "2026-01-16"),
+    ] {
+        db.ensure_delivery(name, day(d), at("2026-01-20T00:00:00Z"))
+            .await
+            .unwrap();
+    }
+    let all = db
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .unwrap();
+    let keys: Vec<(String, String)> = all
+        .iter()
+        .map(|r| (r.name.clone(), r.gas_day.to_string()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("a".to_string(), "2026-01-16".to_string()),
+            ("a".into(), "2026-01-15".into()),
+            ("b".into(), "2026-01-15".into()),
+            ("a".into(), "2026-01-14".into()),
+        ]
+    );
+    let a = db
+        .list_deliveries(&DeliveryFilter {
+            name: Some("a".into()),
+            since: Some(day("2026-01-15")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 2);
+    let limited = db
+        .list_deliveries(&DeliveryFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+    let sent = db
+        .list_deliveries(&DeliveryFilter {
+            state: Some(DeliveryState::Sent),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(sent.is_empty());
 }

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
-use crate::{cmd_audit, cmd_device, cmd_ingest, cmd_report, cmd_uploads, serve};
+use crate::{cmd_audit, cmd_delivery, cmd_device, cmd_ingest, cmd_report, cmd_uploads, serve};
 
 /// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
 /// keeps every byte, and turns it into gas-consumption data.
@@ -48,6 +48,8 @@ pub enum Command {
     Daily(cmd_ingest::RangeArgs),
     /// Reports by gas day or hour: CSV (UTF-8 or Windows-1251), XLSX, JSON, HTML.
     Report(cmd_report::ReportArgs),
+    /// Scheduled report e-mails: list what was sent, pending or failed; send one now.
+    Deliveries(cmd_delivery::DeliveriesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,5 +118,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Readings(args) => cmd_ingest::readings(&config, args).await,
         Command::Daily(args) => cmd_ingest::daily(&config, args).await,
         Command::Report(args) => cmd_report::run(&config, args).await,
+        Command::Deliveries(args) => cmd_delivery::run(&config, args).await,
     }
 }

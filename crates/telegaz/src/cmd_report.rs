@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use telegaz_config::Config;
-use telegaz_reports::{DeviceData, Period, Rows};
-use telegaz_store::ReadingFilter;
+use telegaz_reports::{Period, Rows};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -53,30 +52,7 @@ pub struct ReportArgs {
 pub async fn run(config: &Config, args: ReportArgs) -> anyhow::Result<()> {
     let db = crate::cli::open_db(config).await?;
     let (first, last) = args.period.gas_days()?;
-    let mut devices = Vec::new();
-    for name in &args.devices {
-        let d = db
-            .device_by_name(name)
-            .await?
-            .with_context(|| format!("no device named {name:?}; see `telegaz device list`"))?;
-        let tz = jiff::tz::TimeZone::get(&d.time_zone).with_context(|| {
-            format!("device {name} has an unknown time zone {:?}; fix it with `telegaz device set {name} --tz ZONE`", d.time_zone)
-        })?;
-        // The gas days of the period, with an hour on each side for the first difference.
-        let filter = ReadingFilter {
-            device_id: d.id,
-            kind: None,
-            from: Some(first.at(d.contract_hour, 0, 0, 0) - jiff::SignedDuration::from_hours(2)),
-            to: Some(last.tomorrow()?.at(d.contract_hour, 0, 0, 0)),
-        };
-        devices.push(DeviceData {
-            name: d.name.to_string(),
-            time_zone: tz,
-            contract_hour: d.contract_hour,
-            records: db.readings(&filter).await?,
-            events: db.events(&filter).await?,
-        });
-    }
+    let devices = telegaz_delivery::load_report_data(&*db, &args.devices, first, last).await?;
     let now = jiff::Timestamp::now();
     let bytes = if args.completeness {
         let days = telegaz_reports::completeness(&devices, &args.period, now)?;

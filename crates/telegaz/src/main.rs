@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd_audit;
+mod cmd_delivery;
 mod cmd_device;
 mod cmd_ingest;
 mod cmd_report;

@@ -38,6 +38,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.spool_dir().display()
         )
     })?;
+    // Set up report delivery before anything starts, so that bad settings stop the start.
+    let scheduler = if config.delivery.is_empty() {
+        None
+    } else {
+        let mailer = telegaz_delivery::SmtpMailer::new(&config.smtp)
+            .context("scheduled delivery: the mail server settings ([smtp])")?;
+        Some(
+            telegaz_delivery::Scheduler::new(&config, db.clone(), std::sync::Arc::new(mailer))
+                .context("scheduled delivery: the [[delivery]] settings")?,
+        )
+    };
     let (audit, audit_task) = AuditLog::start(db.clone());
 
     let started = std::time::Instant::now();
@@ -123,11 +134,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    // Its own task: a slow or absent mail server never holds up receiving or ingest.
+    let delivery_task = scheduler.map(|s| tokio::spawn(s.run(stop_rx.clone())));
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = engine.await;
     if let Some(task) = ingest_task {
+        let _ = task.await;
+    }
+    if let Some(task) = delivery_task {
         let _ = task.await;
     }
     let _ = web_task.await;
