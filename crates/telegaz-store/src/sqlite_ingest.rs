@@ -206,6 +206,26 @@ impl From<&Encoded> for Stored {
     }
 }
 
+/// Bind a reading's eleven columns, in the order of the `readings` table.
+fn bind_row<'q>(
+    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    device: DeviceId,
+    id: UploadId,
+    e: &'q Encoded,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(device.0)
+        .bind(e.kind)
+        .bind(&e.local)
+        .bind(e.record_no)
+        .bind(e.utc_offset)
+        .bind(&e.quantities)
+        .bind(&e.status)
+        .bind(e.event_code)
+        .bind(&e.checked)
+        .bind(id.0)
+        .bind(e.line)
+}
+
 /// Rows per INSERT statement (11 parameters each; SQLite allows 32766).
 const BATCH: usize = 256;
 
@@ -320,18 +340,7 @@ pub(crate) async fn store_parsed(
         // Built only from the constant fragments above; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in &fresh {
-            q = q
-                .bind(device.0)
-                .bind(e.kind)
-                .bind(&e.local)
-                .bind(e.record_no)
-                .bind(e.utc_offset)
-                .bind(&e.quantities)
-                .bind(&e.status)
-                .bind(e.event_code)
-                .bind(&e.checked)
-                .bind(id.0)
-                .bind(e.line);
+            q = bind_row(q, device, id, e);
         }
         counts.new += q
             .execute(&mut **tx)
@@ -341,35 +350,25 @@ pub(crate) async fn store_parsed(
     }
     for e in conflicts {
         // Record each differing version once.
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO reading_conflicts (device_id, kind, local_time, record_no, utc_offset, quantities, \
              status, event_code, checked, upload_id, line, recorded_at) \
              SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM reading_conflicts \
              WHERE device_id = ? AND kind = ? AND local_time = ? AND record_no = ? AND quantities = ? \
              AND status = ? AND checked = ?)",
-        )
-        .bind(device.0)
-        .bind(e.kind)
-        .bind(&e.local)
-        .bind(e.record_no)
-        .bind(e.utc_offset)
-        .bind(&e.quantities)
-        .bind(&e.status)
-        .bind(e.event_code)
-        .bind(&e.checked)
-        .bind(id.0)
-        .bind(e.line)
-        .bind(now)
-        .bind(device.0)
-        .bind(e.kind)
-        .bind(&e.local)
-        .bind(e.record_no)
-        .bind(&e.quantities)
-        .bind(&e.status)
-        .bind(&e.checked)
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::query("recording a conflicting reading"))?;
+        );
+        bind_row(q, device, id, e)
+            .bind(now)
+            .bind(device.0)
+            .bind(e.kind)
+            .bind(&e.local)
+            .bind(e.record_no)
+            .bind(&e.quantities)
+            .bind(&e.status)
+            .bind(&e.checked)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query("recording a conflicting reading"))?;
     }
     for e in &parsed.events {
         sqlx::query(
