@@ -7,12 +7,11 @@ use telegaz_domain::{IngestInfo, IngestState, UploadId};
 use telegaz_spool::Spool;
 use telegaz_store::Database;
 use tokio::io::AsyncReadExt;
-use tokio::sync::Notify;
 
 use crate::MAX_ATTEMPTS;
 use crate::detect::{Profiles, detect_and_parse};
 
-/// How often the worker looks at the queue when nobody wakes it.
+/// How often the worker looks at the queue for new uploads.
 const POLL: Duration = Duration::from_secs(1);
 
 /// Why an upload could not be processed now (it stays pending).
@@ -66,7 +65,6 @@ pub struct Ingestor {
     db: Arc<dyn Database>,
     spool: Spool,
     profiles: Arc<Profiles>,
-    wake: Arc<Notify>,
 }
 
 impl Ingestor {
@@ -75,13 +73,7 @@ impl Ingestor {
             db,
             spool,
             profiles: Arc::new(profiles),
-            wake: Arc::new(Notify::new()),
         }
-    }
-
-    /// Notify this to have the worker look at the queue now.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
     }
 
     /// Detect, parse and store one upload; its outcome is recorded.
@@ -308,7 +300,6 @@ impl Ingestor {
                     POLL
                 };
                 tokio::select! {
-                    _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.changed() => return,
                 }

@@ -70,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let lp = &config.login_policy;
     let receiver = Receiver::new(
         db.clone(),
-        spool,
+        spool.clone(),
         audit.clone(),
         ReceiverSettings {
             max_file_size: config.ftp.max_file_size,
@@ -123,11 +123,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
 
     let ingest_task = if config.ingest.enabled {
-        let ingestor = telegaz_ingest::Ingestor::new(
-            db.clone(),
-            Spool::open(config.spool_dir())?,
-            crate::profiles::load(&config),
-        );
+        let ingestor =
+            telegaz_ingest::Ingestor::new(db.clone(), spool, crate::profiles::load(&config));
         Some(tokio::spawn(ingestor.run(stop_rx.clone())))
     } else {
         tracing::info!("ingest is off (ingest.enabled = false): uploads stay queued");
