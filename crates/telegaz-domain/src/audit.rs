@@ -28,10 +28,17 @@ pub enum AuditKind {
     MissingFile,
     /// An operator changed a device (added, password, enabled, networks).
     DeviceChanged,
+    /// Someone signed in to the web UI (login: the user name).
+    WebLoginSucceeded,
+    WebLoginFailed,
+    /// An administrator changed a user or an API token.
+    UserChanged,
+    /// Someone asked for uploads to be parsed again.
+    ReparseRequested,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 14] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::Connect,
         AuditKind::ConnectRefused,
         AuditKind::LoginSucceeded,
@@ -46,6 +53,10 @@ impl AuditKind {
         AuditKind::Recovered,
         AuditKind::MissingFile,
         AuditKind::DeviceChanged,
+        AuditKind::WebLoginSucceeded,
+        AuditKind::WebLoginFailed,
+        AuditKind::UserChanged,
+        AuditKind::ReparseRequested,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +75,10 @@ impl AuditKind {
             AuditKind::Recovered => "recovered",
             AuditKind::MissingFile => "missing_file",
             AuditKind::DeviceChanged => "device_changed",
+            AuditKind::WebLoginSucceeded => "web_login_succeeded",
+            AuditKind::WebLoginFailed => "web_login_failed",
+            AuditKind::UserChanged => "user_changed",
+            AuditKind::ReparseRequested => "reparse_requested",
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct Device {
     pub time_zone: String,
     /// Hour at which the device's gas day starts (0-23).
     pub contract_hour: i8,
+    /// Free text for people (site, address); may hold anything, shown escaped.
+    pub title: String,
     pub created_at: Timestamp,
 }
 
@@ -109,6 +111,7 @@ impl fmt::Debug for Device {
             .field("allowed_networks", &self.allowed_networks)
             .field("time_zone", &self.time_zone)
             .field("contract_hour", &self.contract_hour)
+            .field("title", &self.title)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -151,6 +154,7 @@ mod tests {
             allowed_networks: vec![],
             time_zone: "Europe/Moscow".into(),
             contract_hour: 10,
+            title: String::new(),
             created_at: Timestamp::UNIX_EPOCH,
         };
         let text = format!("{d:?}");

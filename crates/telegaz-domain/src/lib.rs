@@ -11,6 +11,7 @@ mod device;
 mod digest;
 pub mod gasday;
 mod upload;
+mod user;
 
 pub use archive::{
     ArchiveKind, ArchiveRecord, Check, Decimal, EventRecord, FileMeta, ParsedFile, Quantities,
@@ -23,6 +24,7 @@ pub use upload::{
     FileName, IngestInfo, IngestState, NewUpload, PartialReason, RecordCounts, Upload,
     UploadFinish, UploadId, UploadMode, UploadStatus,
 };
+pub use user::{ApiToken, Role, User, UserId, UserName, WebSession};
 
 /// A point in time (UTC), as used throughout the model.
 pub type Timestamp = jiff::Timestamp;

@@ -8,20 +8,24 @@ mod path;
 mod sqlite;
 mod sqlite_delivery;
 mod sqlite_ingest;
+mod sqlite_web;
 mod time;
+mod web;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use telegaz_domain::ApiToken;
 use telegaz_domain::{
     ArchiveKind, ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, EventRecord,
     IngestInfo, IngestState, NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload,
-    UploadFinish, UploadId, UploadStatus,
+    UploadFinish, UploadId, UploadStatus, User, UserId, WebSession,
 };
 
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use path::{join_path, split_path};
 pub use sqlite::SqliteDatabase;
+pub use web::{DeviceActivity, NewSession, NewUser, UserUpdate};
 
 /// Storage failures, phrased for the operator who has to act on them.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,8 @@ pub struct DeviceUpdate {
     pub allowed_networks: Option<Vec<String>>,
     pub time_zone: Option<String>,
     pub contract_hour: Option<i8>,
+    /// Free text for people: site, address (the name is what modems type).
+    pub title: Option<String>,
 }
 
 /// Which readings to return.
@@ -125,15 +131,24 @@ pub struct UploadFilter {
     pub since: Option<Timestamp>,
     /// Only uploads with an id below this (for paging back in time).
     pub before_id: Option<UploadId>,
+    /// Only uploads whose ingest is in this state.
+    pub ingest_state: Option<IngestState>,
     pub limit: Option<u32>,
 }
 
-/// Which audit events to list, oldest first.
+/// Which audit events to list, oldest first (or newest first).
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub since: Option<Timestamp>,
+    /// Only events before this time.
+    pub until: Option<Timestamp>,
     pub device_id: Option<DeviceId>,
     pub kind: Option<AuditKind>,
+    /// Only events of this login (device login or user name).
+    pub login: Option<String>,
+    /// Only events with an id below this (paging back in time).
+    pub before_id: Option<i64>,
+    pub newest_first: bool,
     pub limit: Option<u32>,
 }
 
@@ -238,6 +253,33 @@ pub trait Database: Send + Sync + 'static {
 
     async fn insert_audit(&self, events: &[NewAuditEvent]) -> Result<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+
+    // Fleet overview.
+    /// Last contact, newest reading and problem uploads of every device.
+    async fn device_activity(&self) -> Result<Vec<DeviceActivity>>;
+
+    // Users of the web UI and REST API.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// A new password, a new role or disabling ends the user's sessions;
+    /// disabling also revokes their API tokens.
+    async fn update_user(&self, id: UserId, update: UserUpdate) -> Result<User>;
+    async fn create_session(&self, session: NewSession) -> Result<()>;
+    /// The live session with this token hash, if any (not expired, user enabled).
+    async fn session(&self, token_sha256: &str, now: Timestamp) -> Result<Option<WebSession>>;
+    async fn delete_session(&self, token_sha256: &str) -> Result<()>;
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_sha256: &str,
+    ) -> Result<ApiToken>;
+    /// The user a live API token belongs to; records its use.
+    async fn user_by_api_token(&self, token_sha256: &str, now: Timestamp) -> Result<Option<User>>;
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>>;
+    async fn revoke_api_token(&self, user: UserId, id: i64) -> Result<()>;
 
     // Scheduled report deliveries: one record per (delivery name, gas day).
     /// Record a delivery as `pending`, first attempt at `due_at`, unless it is

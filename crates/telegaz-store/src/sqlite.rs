@@ -9,10 +9,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
+use telegaz_domain::ApiToken;
 use telegaz_domain::{
     ArchiveRecord, AuditEvent, AuditKind, Device, DeviceId, DeviceName, EventRecord, IngestInfo,
     IngestState, NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload,
-    UploadFinish, UploadId, UploadMode, UploadStatus,
+    UploadFinish, UploadId, UploadMode, UploadStatus, User, UserId, WebSession,
 };
 
 use crate::path::{join_path, split_path};
@@ -22,6 +23,7 @@ use crate::{
     FinishedUpload, NewDevice, NsDir, NsFile, NsListing, ReadingFilter, RecoveredUpload, Renamed,
     RequeueFilter, Result, StoreError, UploadFilter,
 };
+use crate::{DeviceActivity, NewSession, NewUser, UserUpdate};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -67,7 +69,7 @@ impl SqliteDatabase {
 }
 
 const DEVICE_COLUMNS: &str = "id, name, login, password_hash, enabled, allowed_networks, \
-     time_zone, contract_hour, created_at";
+     time_zone, contract_hour, title, created_at";
 
 fn device_from_row(row: &SqliteRow) -> Result<Device> {
     let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("device row: {e}"));
@@ -89,6 +91,7 @@ fn device_from_row(row: &SqliteRow) -> Result<Device> {
         time_zone: row.try_get("time_zone").map_err(get_err)?,
         contract_hour: i8::try_from(row.try_get::<i64, _>("contract_hour").map_err(get_err)?)
             .map_err(|e| StoreError::Corrupt(format!("contract hour: {e}")))?,
+        title: row.try_get("title").map_err(get_err)?,
         created_at: from_text(&created)?,
     })
 }
@@ -372,6 +375,15 @@ impl Database for SqliteDatabase {
                 .await
                 .map_err(StoreError::query("changing a device's contract hour"))?;
         }
+        if let Some(title) = &update.title {
+            sqlx::query("UPDATE devices SET title = ?, updated_at = ? WHERE id = ?")
+                .bind(title)
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("changing a device's title"))?;
+        }
         tx.commit()
             .await
             .map_err(StoreError::query("committing a device change"))?;
@@ -535,7 +547,7 @@ impl Database for SqliteDatabase {
         let sql = sqlx::AssertSqlSafe(format!(
             "{UPLOAD_SELECT} WHERE (?1 IS NULL OR u.device_id = ?1) AND (?2 IS NULL OR u.status = ?2) \
              AND (?3 IS NULL OR u.started_at >= ?3) AND (?4 IS NULL OR u.id < ?4) \
-             ORDER BY u.id DESC LIMIT ?5"
+             AND (?6 IS NULL OR i.state = ?6) ORDER BY u.id DESC LIMIT ?5"
         ));
         let limit = filter.limit.map_or(-1, i64::from);
         sqlx::query(sql)
@@ -544,6 +556,7 @@ impl Database for SqliteDatabase {
             .bind(filter.since.map(to_text))
             .bind(filter.before_id.map(|u| u.0))
             .bind(limit)
+            .bind(filter.ingest_state.map(|s| s.as_str()))
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query("listing uploads"))?
@@ -1014,20 +1027,84 @@ impl Database for SqliteDatabase {
         crate::sqlite_delivery::list(&self.pool, filter).await
     }
 
+    async fn device_activity(&self) -> Result<Vec<DeviceActivity>> {
+        crate::sqlite_web::device_activity(&self.pool).await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        crate::sqlite_web::create_user(&self.pool, &user).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        crate::sqlite_web::user_by_id(&self.pool, id).await
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        crate::sqlite_web::user_by_name(&self.pool, name).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        crate::sqlite_web::list_users(&self.pool).await
+    }
+
+    async fn update_user(&self, id: UserId, update: UserUpdate) -> Result<User> {
+        crate::sqlite_web::update_user(&self.pool, id, &update).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<()> {
+        crate::sqlite_web::create_session(&self.pool, &session).await
+    }
+
+    async fn session(&self, token_sha256: &str, now: Timestamp) -> Result<Option<WebSession>> {
+        crate::sqlite_web::session(&self.pool, token_sha256, now).await
+    }
+
+    async fn delete_session(&self, token_sha256: &str) -> Result<()> {
+        crate::sqlite_web::delete_session(&self.pool, token_sha256).await
+    }
+
+    async fn create_api_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_sha256: &str,
+    ) -> Result<ApiToken> {
+        crate::sqlite_web::create_api_token(&self.pool, user, name, token_sha256).await
+    }
+
+    async fn user_by_api_token(&self, token_sha256: &str, now: Timestamp) -> Result<Option<User>> {
+        crate::sqlite_web::user_by_api_token(&self.pool, token_sha256, now).await
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
+        crate::sqlite_web::list_api_tokens(&self.pool, user).await
+    }
+
+    async fn revoke_api_token(&self, user: UserId, id: i64) -> Result<()> {
+        crate::sqlite_web::revoke_api_token(&self.pool, user, id).await
+    }
+
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query(
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT a.id, a.at, a.kind, a.session, a.peer, a.device_id, d.name AS device_name, a.login, \
              a.upload_id, a.outcome, a.detail FROM audit a LEFT JOIN devices d ON d.id = a.device_id \
              WHERE (?1 IS NULL OR a.at >= ?1) AND (?2 IS NULL OR a.device_id = ?2) \
-             AND (?3 IS NULL OR a.kind = ?3) ORDER BY a.id LIMIT ?4",
-        )
-        .bind(filter.since.map(to_text))
-        .bind(filter.device_id.map(|d| d.0))
-        .bind(filter.kind.map(|k| k.as_str()))
-        .bind(filter.limit.map_or(-1, i64::from))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query("reading the audit trail"))?;
+             AND (?3 IS NULL OR a.kind = ?3) AND (?5 IS NULL OR a.at < ?5) \
+             AND (?6 IS NULL OR a.login = ?6) AND (?7 IS NULL OR a.id < ?7) \
+             ORDER BY a.id {order} LIMIT ?4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(filter.since.map(to_text))
+            .bind(filter.device_id.map(|d| d.0))
+            .bind(filter.kind.map(|k| k.as_str()))
+            .bind(filter.limit.map_or(-1, i64::from))
+            .bind(filter.until.map(to_text))
+            .bind(filter.login.as_deref())
+            .bind(filter.before_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("reading the audit trail"))?;
         rows.iter()
             .map(|r| {
                 let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("audit row: {e}"));

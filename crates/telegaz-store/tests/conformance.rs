@@ -110,7 +110,264 @@ conformance!(
     deliveries_are_recorded_once_and_claimed_when_due,
     delivery_outcomes_retry_fail_and_send,
     deliveries_are_listed_newest_first,
+    users_sessions_and_roles,
+    api_tokens_are_found_by_hash_and_revocable,
+    device_activity_summarises_the_fleet,
+    audit_pages_newest_first_and_filters_by_login,
 );
+
+async fn users_sessions_and_roles(db: &dyn Database) {
+    use telegaz_domain::{Role, UserName};
+    use telegaz_store::{NewSession, NewUser, UserUpdate};
+    let u = db
+        .create_user(NewUser {
+            name: UserName::parse("иванов").unwrap(),
+            password_hash: "$argon2id$h".into(),
+            role: Role::Operator,
+        })
+        .await
+        .unwrap();
+    assert_eq!(u.role, Role::Operator);
+    assert!(u.enabled);
+    let again = db
+        .create_user(NewUser {
+            name: UserName::parse("иванов").unwrap(),
+            password_hash: "x".into(),
+            role: Role::Viewer,
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(db.user_by_name("иванов").await.unwrap().unwrap().id, u.id);
+    assert!(db.user_by_name("петров").await.unwrap().is_none());
+
+    let now = at("2026-11-25T10:00:00Z");
+    let session = |hash: &str, expires: &str| NewSession {
+        token_sha256: hash.into(),
+        user_id: u.id,
+        csrf_token: format!("csrf-{hash}"),
+        created_at: now,
+        expires_at: at(expires),
+    };
+    db.create_session(session("aa", "2026-11-25T18:00:00Z"))
+        .await
+        .unwrap();
+    db.create_session(session("bb", "2026-11-25T10:30:00Z"))
+        .await
+        .unwrap();
+    let s = db.session("aa", now).await.unwrap().unwrap();
+    assert_eq!(s.user.id, u.id);
+    assert_eq!(s.csrf_token, "csrf-aa");
+    assert!(
+        db.session("zz", now).await.unwrap().is_none(),
+        "unknown token"
+    );
+    assert!(
+        db.session("bb", at("2026-11-25T11:00:00Z"))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired session"
+    );
+    db.delete_session("aa").await.unwrap();
+    assert!(db.session("aa", now).await.unwrap().is_none(), "signed out");
+
+    // A new role ends the sessions; so does disabling, which also keeps the user out.
+    db.create_session(session("cc", "2026-11-25T18:00:00Z"))
+        .await
+        .unwrap();
+    let u2 = db
+        .update_user(
+            u.id,
+            UserUpdate {
+                role: Some(Role::Viewer),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u2.role, Role::Viewer);
+    assert!(
+        db.session("cc", now).await.unwrap().is_none(),
+        "role change ends sessions"
+    );
+    db.create_session(session("dd", "2026-11-25T18:00:00Z"))
+        .await
+        .unwrap();
+    let u3 = db
+        .update_user(
+            u.id,
+            UserUpdate {
+                enabled: Some(false),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!u3.enabled);
+    assert!(db.session("dd", now).await.unwrap().is_none());
+    let missing = db
+        .update_user(telegaz_domain::UserId(999), UserUpdate::default())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+    assert_eq!(db.list_users().await.unwrap().len(), 1);
+}
+
+async fn api_tokens_are_found_by_hash_and_revocable(db: &dyn Database) {
+    use telegaz_domain::{Role, UserName};
+    use telegaz_store::{NewUser, UserUpdate};
+    let u = db
+        .create_user(NewUser {
+            name: UserName::parse("script").unwrap(),
+            password_hash: "h".into(),
+            role: Role::Viewer,
+        })
+        .await
+        .unwrap();
+    let t = db.create_api_token(u.id, "export", "t1hash").await.unwrap();
+    assert_eq!(t.name, "export");
+    assert!(t.last_used_at.is_none());
+    let now = at("2026-11-25T10:00:00Z");
+    assert_eq!(
+        db.user_by_api_token("t1hash", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        u.id
+    );
+    assert!(db.user_by_api_token("other", now).await.unwrap().is_none());
+    let listed = db.list_api_tokens(u.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_used_at, Some(now), "use is recorded");
+    db.revoke_api_token(u.id, t.id).await.unwrap();
+    assert!(
+        db.user_by_api_token("t1hash", now).await.unwrap().is_none(),
+        "revoked"
+    );
+    assert!(
+        db.revoke_api_token(u.id, t.id).await.is_err(),
+        "revoked twice"
+    );
+    // Disabling a user revokes their tokens.
+    db.create_api_token(u.id, "second", "t2hash").await.unwrap();
+    db.update_user(
+        u.id,
+        UserUpdate {
+            enabled: Some(false),
+            ..UserUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(db.user_by_api_token("t2hash", now).await.unwrap().is_none());
+    db.update_user(
+        u.id,
+        UserUpdate {
+            enabled: Some(true),
+            ..UserUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        db.user_by_api_token("t2hash", now).await.unwrap().is_none(),
+        "re-enabling does not bring revoked tokens back"
+    );
+}
+
+async fn device_activity_summarises_the_fleet(db: &dyn Database) {
+    let a = device(db, "unit-a").await;
+    let b = device(db, "unit-b").await;
+    let quiet = device(db, "unit-quiet").await;
+    let first = upload(db, a.id, "/1.txt", 1).await;
+    let second = upload(db, a.id, "/2.txt", 2).await;
+    let bu = upload(db, b.id, "/b.txt", 3).await;
+    let mut alarm = reading(11, "100.5");
+    alarm.status = vec!["0".into(), "0x2000".into()];
+    db.store_parsed(first, a.id, &parsed(vec![reading(10, "100"), alarm]))
+        .await
+        .unwrap();
+    db.store_parsed(second, a.id, &parsed(vec![reading(9, "99")]))
+        .await
+        .unwrap();
+    db.finish_ingest(bu, IngestState::Quarantined, "no parser")
+        .await
+        .unwrap();
+    let mut login = NewAuditEvent::new(AuditKind::LoginSucceeded, "ok");
+    login.device_id = Some(quiet.id);
+    login.at = at("2026-11-20T08:00:00Z");
+    db.insert_audit(&[login]).await.unwrap();
+
+    let all = db.device_activity().await.unwrap();
+    assert_eq!(all.len(), 3);
+    let of = |id| all.iter().find(|x| x.device_id == id).unwrap();
+    let second_upload = db.upload(second).await.unwrap().unwrap();
+    assert_eq!(
+        of(a.id).last_upload_at,
+        Some(second_upload.started_at),
+        "newest upload"
+    );
+    assert_eq!(
+        of(a.id).newest_reading.map(|t| t.to_string()),
+        Some("2026-01-14T11:00:00".into()),
+        "newest hour, though it arrived first"
+    );
+    assert_eq!(of(a.id).newest_status, vec!["0", "0x2000"]);
+    assert_eq!(of(a.id).problem_uploads, 0);
+    assert_eq!(of(b.id).problem_uploads, 1);
+    assert!(of(b.id).newest_reading.is_none());
+    assert_eq!(of(quiet.id).last_upload_at, None);
+    assert_eq!(
+        of(quiet.id).last_contact(),
+        Some(at("2026-11-20T08:00:00Z")),
+        "a login is contact"
+    );
+}
+
+async fn audit_pages_newest_first_and_filters_by_login(db: &dyn Database) {
+    let mut events = Vec::new();
+    for (i, login) in ["a", "b", "a", "a"].iter().enumerate() {
+        let mut e = NewAuditEvent::new(AuditKind::LoginFailed, "bad password");
+        e.login = Some((*login).into());
+        e.at = at(&format!("2026-11-25T10:0{i}:00Z"));
+        events.push(e);
+    }
+    db.insert_audit(&events).await.unwrap();
+    let page = db
+        .list_audit(&AuditFilter {
+            login: Some("a".into()),
+            newest_first: true,
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].at, at("2026-11-25T10:03:00Z"));
+    assert_eq!(page[1].at, at("2026-11-25T10:02:00Z"));
+    let next = db
+        .list_audit(&AuditFilter {
+            login: Some("a".into()),
+            newest_first: true,
+            before_id: Some(page[1].id),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].at, at("2026-11-25T10:00:00Z"));
+    let until = db
+        .list_audit(&AuditFilter {
+            until: Some(at("2026-11-25T10:01:00Z")),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(until.len(), 1, "until is exclusive");
+}
 
 async fn devices_are_unique_and_updatable(db: &dyn Database) {
     let d = device(db, "unit-1").await;
@@ -143,6 +400,7 @@ async fn devices_are_unique_and_updatable(db: &dyn Database) {
                 allowed_networks: Some(vec!["10.0.0.0/8".into(), "192.0.2.1/32".into()]),
                 time_zone: Some("Asia/Yekaterinburg".into()),
                 contract_hour: Some(6),
+                title: Some("Котельная <№3> & \"склад\"".into()),
             },
         )
         .await
@@ -152,6 +410,11 @@ async fn devices_are_unique_and_updatable(db: &dyn Database) {
     assert_eq!(updated.allowed_networks, vec!["10.0.0.0/8", "192.0.2.1/32"]);
     assert_eq!(updated.time_zone, "Asia/Yekaterinburg");
     assert_eq!(updated.contract_hour, 6);
+    assert_eq!(
+        updated.title, "Котельная <№3> & \"склад\"",
+        "titles are kept as typed"
+    );
+    assert_eq!(d.title, "", "no title by default");
     assert_eq!(d.time_zone, "Europe/Moscow", "default time zone");
     assert_eq!(d.contract_hour, 10, "default contract hour");
     assert_eq!(

@@ -42,6 +42,7 @@ pub async fn run(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
             device_id,
             kind: args.kind,
             limit: args.limit,
+            ..AuditFilter::default()
         })
         .await?;
     let mut out = std::io::stdout().lock();
