@@ -122,17 +122,74 @@ impl Default for FtpConfig {
     }
 }
 
-/// The HTTP listener (metrics and health now; the UI later).
+/// The HTTP listener: web UI, REST API, metrics and health.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     pub listen: String,
+    /// How long a sign-in lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// The `Secure` flag of the session cookie: `auto` (when the request came
+    /// over HTTPS, by `X-Forwarded-Proto`, or to localhost), `always`, `never`.
+    pub secure_cookies: SecureCookies,
+    /// A device not heard from for this long is shown `late`…
+    #[serde(with = "humantime_serde")]
+    pub late_after: Duration,
+    /// …and after this long `silent`.
+    #[serde(with = "humantime_serde")]
+    pub silent_after: Duration,
+    /// What the printable configuration sheet tells whoever sets up a unit.
+    pub sheet: SheetConfig,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen: "127.0.0.1:8080".into(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: SecureCookies::Auto,
+            late_after: Duration::from_secs(26 * 3600),
+            silent_after: Duration::from_secs(72 * 3600),
+            sheet: SheetConfig::default(),
+        }
+    }
+}
+
+/// When the session cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Settings printed on each unit's configuration sheet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SheetConfig {
+    /// The address devices reach the FTP server at (public IP or DNS name).
+    /// Default: `ftp.passive_host`, else the sheet asks for it to be filled in.
+    pub server: Option<String>,
+    /// The FTP port devices connect to. Default: the port of `ftp.listen`.
+    pub port: Option<u16>,
+    /// A second (reserve) server, if the utility runs one.
+    pub second_server: Option<String>,
+    /// A note on the APN of the SIM card (operator-specific).
+    pub apn_note: String,
+    /// The upload schedule to configure.
+    pub schedule: String,
+}
+
+impl Default for SheetConfig {
+    fn default() -> Self {
+        SheetConfig {
+            server: None,
+            port: None,
+            second_server: None,
+            apn_note: "APN оператора связи SIM-карты (например internet.mts.ru, internet.beeline.ru, internet)".into(),
+            schedule: "ежечасно / hourly".into(),
         }
     }
 }

@@ -23,7 +23,7 @@ pub(crate) fn instant(
 
 /// Whether a status word as printed says something is wrong: hexadecimal with
 /// `0x`, decimal otherwise; unknown text counts as non-zero, empty as zero.
-pub(crate) fn status_nonzero(word: &str) -> bool {
+pub fn status_nonzero(word: &str) -> bool {
     let w = word.trim();
     if w.is_empty() {
         return false;

@@ -104,6 +104,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use telegaz_domain::{ArchiveRecord, Decimal, EventRecord};
 
+pub use abnormal::status_nonzero;
 pub use engine::{build, completeness};
 pub use period::Period;
 

@@ -1,7 +1,24 @@
-//! The HTTP side of Telegaz. For now: `/healthz` and Prometheus `/metrics`.
-//! The web UI and the REST API will be served from here too.
+//! The HTTP side of Telegaz: the web UI (server-rendered, Russian by default),
+//! the REST API under `/api/v1`, `/healthz` and Prometheus `/metrics`.
+//!
+//! Sign-in is by local users (argon2) with roles admin / operator / viewer;
+//! browser sessions are cookies whose value is stored only hashed; every
+//! state-changing request made with a session cookie must carry the session's
+//! CSRF token (checked in one middleware, so no handler can forget it); the
+//! REST API also takes bearer tokens.
+
+mod api;
+mod auth;
+mod chart;
+mod error;
+mod i18n;
+mod pages;
+mod security;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -9,12 +26,100 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
+use telegaz_auth::{LoginThrottle, ThrottlePolicy};
+use telegaz_config::{Config, SecureCookies};
+use telegaz_spool::Spool;
+use telegaz_store::Database;
 use tokio::net::TcpListener;
 
-#[derive(Clone)]
-struct AppState {
-    metrics: PrometheusHandle,
+pub use auth::{generate_token, token_sha256};
+pub use i18n::Lang;
+
+/// What the configuration sheet prints about how to reach the server.
+#[derive(Debug, Clone, Default)]
+pub struct SheetInfo {
+    pub server: Option<String>,
+    pub port: u16,
+    pub second_server: Option<String>,
+    pub apn_note: String,
+    pub schedule: String,
+    pub passive_ports: String,
 }
+
+/// Settings of the web side, taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub session_ttl: Duration,
+    pub secure_cookies: SecureCookies,
+    pub late_after: Duration,
+    pub silent_after: Duration,
+    pub sheet: SheetInfo,
+    /// Where operators' text profiles live.
+    pub profiles_dir: PathBuf,
+}
+
+impl WebSettings {
+    pub fn from_config(config: &Config) -> WebSettings {
+        let ftp_port = config.ftp_listen().map(|a| a.port()).unwrap_or(21);
+        let sheet = &config.web.sheet;
+        WebSettings {
+            session_ttl: config.web.session_ttl,
+            secure_cookies: config.web.secure_cookies,
+            late_after: config.web.late_after,
+            silent_after: config.web.silent_after,
+            sheet: SheetInfo {
+                server: sheet
+                    .server
+                    .clone()
+                    .or_else(|| config.ftp.passive_host.clone()),
+                port: sheet.port.unwrap_or(ftp_port),
+                second_server: sheet.second_server.clone(),
+                apn_note: sheet.apn_note.clone(),
+                schedule: sheet.schedule.clone(),
+                passive_ports: format!(
+                    "{}-{}",
+                    config.ftp.passive_ports.first(),
+                    config.ftp.passive_ports.last()
+                ),
+            },
+            profiles_dir: config.data_dir.join("profiles"),
+        }
+    }
+}
+
+/// Everything a request handler can reach.
+pub struct WebContext {
+    pub db: Arc<dyn Database>,
+    pub spool: Spool,
+    pub settings: WebSettings,
+    pub metrics: Option<PrometheusHandle>,
+    pub(crate) throttle: LoginThrottle,
+}
+
+impl WebContext {
+    pub fn new(
+        db: Arc<dyn Database>,
+        spool: Spool,
+        settings: WebSettings,
+        metrics: Option<PrometheusHandle>,
+    ) -> Arc<WebContext> {
+        Arc::new(WebContext {
+            db,
+            spool,
+            settings,
+            metrics,
+            throttle: LoginThrottle::new(ThrottlePolicy {
+                max_failures_per_login_and_address: 5,
+                max_failures_per_address: 20,
+                window: Duration::from_secs(15 * 60),
+                block_for: Duration::from_secs(15 * 60),
+                ..ThrottlePolicy::default()
+            }),
+        })
+    }
+}
+
+pub(crate) type Ctx = Arc<WebContext>;
 
 /// Install the process-wide Prometheus recorder. Call once, before anything counts.
 pub fn install_metrics() -> Result<PrometheusHandle, String> {
@@ -23,18 +128,24 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))
 }
 
-pub fn router(metrics: PrometheusHandle) -> Router {
+/// The whole HTTP application.
+pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(render_metrics))
-        .with_state(AppState { metrics })
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(ctx)
 }
 
-async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+async fn render_metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let text = ctx.metrics.as_ref().map(|m| m.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// Bind the web listener (so that start-up fails early on a taken port).
@@ -45,10 +156,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serve until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    metrics: PrometheusHandle,
+    ctx: Ctx,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(ctx).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
-use crate::{cmd_audit, cmd_delivery, cmd_device, cmd_ingest, cmd_report, cmd_uploads, serve};
+use crate::{
+    cmd_audit, cmd_delivery, cmd_device, cmd_ingest, cmd_report, cmd_uploads, cmd_user, serve,
+};
 
 /// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
 /// keeps every byte, and turns it into gas-consumption data.
@@ -28,11 +30,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: FTP receiver and HTTP (metrics, health).
+    /// Run the server: FTP receiver, ingest, web UI and REST API, metrics.
     Serve(ServeArgs),
     /// Manage device accounts (one per БПЭК unit).
     #[command(subcommand)]
     Device(cmd_device::DeviceCommand),
+    /// Web UI and REST API users (admin, operator, viewer) and their API tokens.
+    #[command(subcommand)]
+    User(cmd_user::UserCommand),
     /// Received files.
     #[command(subcommand)]
     Uploads(cmd_uploads::UploadsCommand),
@@ -63,7 +68,7 @@ pub struct ServeArgs {
     /// Address or DNS name to advertise for passive data connections (behind NAT).
     #[arg(long, value_name = "HOST")]
     pub passive_host: Option<String>,
-    /// HTTP address for /metrics and /healthz, e.g. 127.0.0.1:8080.
+    /// HTTP address of the web UI, REST API and /metrics, e.g. 0.0.0.0:8080.
     #[arg(long, value_name = "ADDR:PORT")]
     pub web_listen: Option<String>,
 }
@@ -111,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => serve::run(config).await,
         Command::Device(cmd) => cmd_device::run(&config, cmd).await,
+        Command::User(cmd) => cmd_user::run(&config, cmd).await,
         Command::Uploads(cmd) => cmd_uploads::run(&config, cmd).await,
         Command::Audit(args) => cmd_audit::run(&config, args).await,
         Command::Import(args) => cmd_ingest::import(&config, args).await,

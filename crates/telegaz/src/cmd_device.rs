@@ -85,7 +85,7 @@ fn to_json(d: &Device) -> DeviceJson<'_> {
 }
 
 /// The password to set: given, read from stdin (`-`), or generated.
-fn password_from(arg: Option<String>) -> anyhow::Result<(SecretString, bool)> {
+pub(crate) fn password_from(arg: Option<String>) -> anyhow::Result<(SecretString, bool)> {
     match arg.as_deref() {
         Some("-") => {
             let stdin = std::io::stdin();
@@ -105,7 +105,7 @@ fn password_from(arg: Option<String>) -> anyhow::Result<(SecretString, bool)> {
     }
 }
 
-async fn hash(pw: &SecretString) -> anyhow::Result<String> {
+pub(crate) async fn hash(pw: &SecretString) -> anyhow::Result<String> {
     let pw = pw.clone();
     tokio::task::spawn_blocking(move || telegaz_auth::hash_password(&pw))
         .await

@@ -7,6 +7,7 @@ mod cmd_device;
 mod cmd_ingest;
 mod cmd_report;
 mod cmd_uploads;
+mod cmd_user;
 mod logging;
 mod profiles;
 mod serve;

@@ -91,8 +91,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         format!("cannot listen for HTTP on {web_addr}; choose another --web-listen")
     })?;
     announce("HTTP", web_listener.local_addr()?);
+    crate::cmd_user::ensure_first_admin(&*db).await?;
+    let web_ctx = telegaz_web::WebContext::new(
+        db.clone(),
+        spool.clone(),
+        telegaz_web::WebSettings::from_config(&config),
+        Some(metrics),
+    );
     let mut web_stop = stop_rx.clone();
-    let web_task = tokio::spawn(telegaz_web::serve(web_listener, metrics, async move {
+    let web_task = tokio::spawn(telegaz_web::serve(web_listener, web_ctx, async move {
         let _ = web_stop.changed().await;
     }));
 
