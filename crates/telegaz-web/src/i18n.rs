@@ -133,19 +133,22 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("to", "По", "To"),
 ];
 
+/// The common phrases and every page module's, in one map.
 fn table() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
     static TABLE: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
-    TABLE.get_or_init(|| PHRASES.iter().map(|(k, ru, en)| (*k, (*ru, *en))).collect())
+    TABLE.get_or_init(|| {
+        let pages = crate::pages::PHRASE_TABLES.iter().flat_map(|t| t.iter());
+        PHRASES
+            .iter()
+            .chain(pages)
+            .map(|(k, ru, en)| (*k, (*ru, *en)))
+            .collect()
+    })
 }
 
-/// Extra phrases registered by page modules: (key, Russian, English).
+/// A phrase in a language.
 pub(crate) fn lookup(lang: Lang, key: &str) -> &'static str {
-    let found = table().get(key).copied().or_else(|| {
-        crate::pages::PHRASES
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, ru, en)| (*ru, *en))
-    });
+    let found = table().get(key).copied();
     match (found, lang) {
         (Some((ru, _)), Lang::Ru) => ru,
         (Some((_, en)), Lang::En) => en,
@@ -157,7 +160,7 @@ pub(crate) fn lookup(lang: Lang, key: &str) -> &'static str {
 /// Whether a key is known (for the template test).
 #[cfg(test)]
 pub(crate) fn known(key: &str) -> bool {
-    table().contains_key(key) || crate::pages::PHRASES.iter().any(|(k, _, _)| *k == key)
+    table().contains_key(key)
 }
 
 #[cfg(test)]
@@ -194,7 +197,8 @@ mod tests {
     #[test]
     fn keys_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for (k, _, _) in PHRASES.iter().chain(crate::pages::PHRASES.iter()) {
+        let pages = crate::pages::PHRASE_TABLES.iter().flat_map(|t| t.iter());
+        for (k, _, _) in PHRASES.iter().chain(pages) {
             assert!(seen.insert(*k), "duplicate phrase key {k}");
         }
     }

@@ -1,6 +1,10 @@
 //! Server-rendered pages. Each module owns its routes, templates and phrases.
 
+pub(crate) mod audit;
 pub(crate) mod fleet;
+pub(crate) mod registry;
+pub(crate) mod uploads;
+pub(crate) mod users;
 
 use askama::Template;
 use axum::Router;
@@ -14,8 +18,13 @@ use crate::auth::Auth;
 use crate::error::WebError;
 use crate::i18n::{Lang, lookup};
 
-/// Phrases of the page modules: (key, Russian, English).
-pub(crate) const PHRASES: &[(&str, &str, &str)] = &[];
+/// Phrases of the page modules, each module's own table: (key, Russian, English).
+pub(crate) const PHRASE_TABLES: &[&[(&str, &str, &str)]] = &[
+    uploads::PHRASES,
+    registry::PHRASES,
+    audit::PHRASES,
+    users::PHRASES,
+];
 
 /// What every page's frame needs.
 pub(crate) struct Common {
@@ -172,4 +181,8 @@ pub(crate) fn routes() -> Router<Ctx> {
             }),
         )
         .merge(fleet::routes())
+        .merge(uploads::routes())
+        .merge(registry::routes())
+        .merge(audit::routes())
+        .merge(users::routes())
 }
