@@ -16,6 +16,73 @@ impl Profiles {
     }
 }
 
+/// The profiles in force, shared between the ingest worker and whoever edits
+/// them (the web UI): replacing them takes effect from the next file on.
+#[derive(Debug, Clone, Default)]
+pub struct SharedProfiles(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Profiles>>>);
+
+impl SharedProfiles {
+    pub fn new(profiles: Profiles) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(
+            std::sync::Arc::new(profiles),
+        )))
+    }
+
+    /// The profiles now in force.
+    pub fn current(&self) -> std::sync::Arc<Profiles> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, profiles: Profiles) {
+        let new = std::sync::Arc::new(profiles);
+        match self.0.write() {
+            Ok(mut guard) => *guard = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}
+
+/// A profile file that could not be loaded, with the reason.
+#[derive(Debug, Clone)]
+pub struct ProfileLoadError {
+    pub path: std::path::PathBuf,
+    pub error: String,
+}
+
+/// The operator's profiles (`DIR/*.toml`, in name order) followed by the
+/// shipped ones. A file that does not load is reported and skipped: it must
+/// not stop the receiver.
+pub fn load_profile_dir(dir: &std::path::Path) -> (Profiles, Vec<ProfileLoadError>) {
+    let mut list = Vec::new();
+    let mut errors = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut paths: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| Profile::from_toml(&name, &text).map_err(|e| e.to_string()))
+            {
+                Ok(p) => list.push(p),
+                Err(error) => errors.push(ProfileLoadError { path, error }),
+            }
+        }
+    }
+    list.extend(telegaz_profile::builtin());
+    (Profiles::new(list), errors)
+}
+
 /// One parser's verdict, kept for the quarantine reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {

@@ -11,7 +11,9 @@
 mod detect;
 mod worker;
 
-pub use detect::{Attempt, Profiles, detect_and_parse};
+pub use detect::{
+    Attempt, ProfileLoadError, Profiles, SharedProfiles, detect_and_parse, load_profile_dir,
+};
 pub use worker::{IngestError, Ingestor, Outcome};
 
 /// Attempts before an upload is marked failed (a crash during parsing counts).

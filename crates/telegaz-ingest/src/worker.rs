@@ -9,7 +9,7 @@ use telegaz_store::Database;
 use tokio::io::AsyncReadExt;
 
 use crate::MAX_ATTEMPTS;
-use crate::detect::{Profiles, detect_and_parse};
+use crate::detect::{Profiles, SharedProfiles, detect_and_parse};
 
 /// How often the worker looks at the queue for new uploads.
 const POLL: Duration = Duration::from_secs(1);
@@ -64,15 +64,20 @@ impl Outcome {
 pub struct Ingestor {
     db: Arc<dyn Database>,
     spool: Spool,
-    profiles: Arc<Profiles>,
+    profiles: SharedProfiles,
 }
 
 impl Ingestor {
     pub fn new(db: Arc<dyn Database>, spool: Spool, profiles: Profiles) -> Self {
+        Self::with_shared(db, spool, SharedProfiles::new(profiles))
+    }
+
+    /// An ingestor whose profiles can be replaced while it runs.
+    pub fn with_shared(db: Arc<dyn Database>, spool: Spool, profiles: SharedProfiles) -> Self {
         Self {
             db,
             spool,
-            profiles: Arc::new(profiles),
+            profiles,
         }
     }
 
@@ -150,7 +155,7 @@ impl Ingestor {
             .next()
             .unwrap_or(&upload.final_path)
             .to_owned();
-        let profiles = self.profiles.clone();
+        let profiles = self.profiles.current();
         let parsed = tokio::task::spawn_blocking(move || {
             detect_and_parse(&bytes, &file_name, &device, &profiles)
         })

@@ -105,6 +105,11 @@ const BUILTIN: &[(&str, &str)] = &[(
     include_str!("../profiles/vendor-csv-cp1251.toml"),
 )];
 
+/// The shipped profiles as text: (name, TOML), for showing and copying.
+pub fn builtin_sources() -> &'static [(&'static str, &'static str)] {
+    BUILTIN
+}
+
 /// Profiles shipped with Telegaz (from `profiles/*.toml` in this crate).
 pub fn builtin() -> Vec<Profile> {
     BUILTIN

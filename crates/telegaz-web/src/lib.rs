@@ -28,6 +28,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use telegaz_auth::{LoginThrottle, ThrottlePolicy};
 use telegaz_config::{Config, SecureCookies};
+use telegaz_ingest::SharedProfiles;
 use telegaz_spool::Spool;
 use telegaz_store::Database;
 use tokio::net::TcpListener;
@@ -93,6 +94,9 @@ pub struct WebContext {
     pub spool: Spool,
     pub settings: WebSettings,
     pub metrics: Option<PrometheusHandle>,
+    /// The text profiles in force; the ingest worker shares them, so a
+    /// profile saved in the UI applies from the next file on.
+    pub profiles: SharedProfiles,
     pub(crate) throttle: LoginThrottle,
 }
 
@@ -103,11 +107,13 @@ impl WebContext {
         settings: WebSettings,
         metrics: Option<PrometheusHandle>,
     ) -> Arc<WebContext> {
+        let profiles = SharedProfiles::new(load_profiles(&settings.profiles_dir));
         Arc::new(WebContext {
             db,
             spool,
             settings,
             metrics,
+            profiles,
             throttle: LoginThrottle::new(ThrottlePolicy {
                 max_failures_per_login_and_address: 5,
                 max_failures_per_address: 20,
@@ -117,6 +123,22 @@ impl WebContext {
             }),
         })
     }
+}
+
+impl WebContext {
+    /// Load the profiles from disk again and put them in force.
+    pub fn reload_profiles(&self) {
+        self.profiles
+            .replace(load_profiles(&self.settings.profiles_dir));
+    }
+}
+
+fn load_profiles(dir: &std::path::Path) -> telegaz_ingest::Profiles {
+    let (profiles, errors) = telegaz_ingest::load_profile_dir(dir);
+    for e in errors {
+        tracing::error!(profile = %e.path.display(), error = %e.error, "profile skipped: fix it (the web UI shows it under Profiles)");
+    }
+    profiles
 }
 
 pub(crate) type Ctx = Arc<WebContext>;

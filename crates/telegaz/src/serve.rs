@@ -99,9 +99,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(metrics),
     );
     let mut web_stop = stop_rx.clone();
-    let web_task = tokio::spawn(telegaz_web::serve(web_listener, web_ctx, async move {
-        let _ = web_stop.changed().await;
-    }));
+    let web_task = tokio::spawn(telegaz_web::serve(
+        web_listener,
+        web_ctx.clone(),
+        async move {
+            let _ = web_stop.changed().await;
+        },
+    ));
 
     let ftp_listener = bind_ftp(&config).await?;
     announce("FTP", ftp_listener.local_addr()?);
@@ -130,8 +134,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
 
     let ingest_task = if config.ingest.enabled {
+        // The web UI's profile editor replaces these while the worker runs.
         let ingestor =
-            telegaz_ingest::Ingestor::new(db.clone(), spool, crate::profiles::load(&config));
+            telegaz_ingest::Ingestor::with_shared(db.clone(), spool, web_ctx.profiles.clone());
         Some(tokio::spawn(ingestor.run(stop_rx.clone())))
     } else {
         tracing::info!("ingest is off (ingest.enabled = false): uploads stay queued");

@@ -2,7 +2,9 @@
 
 pub(crate) mod audit;
 pub(crate) mod fleet;
+pub(crate) mod profiles;
 pub(crate) mod registry;
+pub(crate) mod reports;
 pub(crate) mod uploads;
 pub(crate) mod users;
 
@@ -24,6 +26,8 @@ pub(crate) const PHRASE_TABLES: &[&[(&str, &str, &str)]] = &[
     registry::PHRASES,
     audit::PHRASES,
     users::PHRASES,
+    reports::PHRASES,
+    profiles::PHRASES,
 ];
 
 /// What every page's frame needs.
@@ -185,4 +189,6 @@ pub(crate) fn routes() -> Router<Ctx> {
         .merge(registry::routes())
         .merge(audit::routes())
         .merge(users::routes())
+        .merge(reports::routes())
+        .merge(profiles::routes())
 }

@@ -14,42 +14,106 @@ use telegaz_domain::{AuditKind, Device, DeviceName, NewAuditEvent, Role};
 use telegaz_store::{DeviceUpdate, NewDevice};
 
 use super::{Common, html};
+use crate::auth::Auth;
 use crate::error::WebError;
 use crate::{Ctx, SheetInfo};
-use crate::auth::Auth;
 
 pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("registry_title", "Реестр устройств", "Device registry"),
-    ("add_device", "Зарегистрировать устройство", "Register a device"),
-    ("device_name_hint", "латинские буквы, цифры и - _ . @ (так его вводит модем)", "latin letters, digits and - _ . @ (as the modem types it)"),
-    ("login_hint", "если отличается от имени", "if not the same as the name"),
+    (
+        "add_device",
+        "Зарегистрировать устройство",
+        "Register a device",
+    ),
+    (
+        "device_name_hint",
+        "латинские буквы, цифры и - _ . @ (так его вводит модем)",
+        "latin letters, digits and - _ . @ (as the modem types it)",
+    ),
+    (
+        "login_hint",
+        "если отличается от имени",
+        "if not the same as the name",
+    ),
     ("time_zone", "Часовой пояс", "Time zone"),
     ("contract_hour", "Контрактный час", "Contract hour"),
-    ("networks", "Разрешённые сети (CIDR)", "Allowed networks (CIDR)"),
-    ("networks_hint", "через запятую; пусто — любые адреса", "comma-separated; empty: any address"),
+    (
+        "networks",
+        "Разрешённые сети (CIDR)",
+        "Allowed networks (CIDR)",
+    ),
+    (
+        "networks_hint",
+        "через запятую; пусто — любые адреса",
+        "comma-separated; empty: any address",
+    ),
     ("any_address", "любые адреса", "any address"),
     ("edit", "Изменить", "Edit"),
     ("edit_device", "Настройки устройства", "Device settings"),
     ("saved", "Сохранено.", "Saved."),
     ("rotate_password", "Сменить пароль", "Rotate password"),
-    ("rotate_confirm", "Сменить пароль устройства? Старый перестанет действовать сразу.", "Rotate the device password? The old one stops working at once."),
-    ("password_once", "Пароль показан один раз: распечатайте лист настройки или запишите пароль сейчас.", "The password is shown once: print the configuration sheet or write the password down now."),
+    (
+        "rotate_confirm",
+        "Сменить пароль устройства? Старый перестанет действовать сразу.",
+        "Rotate the device password? The old one stops working at once.",
+    ),
+    (
+        "password_once",
+        "Пароль показан один раз: распечатайте лист настройки или запишите пароль сейчас.",
+        "The password is shown once: print the configuration sheet or write the password down now.",
+    ),
     ("sheet", "Лист настройки", "Configuration sheet"),
-    ("sheet_title", "Лист настройки БПЭК для «Газсеть: Сервис»", "БПЭК configuration sheet for «Газсеть: Сервис»"),
-    ("sheet_intro", "Введите эти значения в программе «Газсеть: Сервис» на вкладке настроек FTP.", "Enter these values in «Газсеть: Сервис», on the FTP settings tab."),
+    (
+        "sheet_title",
+        "Лист настройки БПЭК для «Газсеть: Сервис»",
+        "БПЭК configuration sheet for «Газсеть: Сервис»",
+    ),
+    (
+        "sheet_intro",
+        "Введите эти значения в программе «Газсеть: Сервис» на вкладке настроек FTP.",
+        "Enter these values in «Газсеть: Сервис», on the FTP settings tab.",
+    ),
     ("sheet_server", "Адрес FTP-сервера", "FTP server address"),
-    ("sheet_server_missing", "________________ (уточните у администратора Телегаз)", "________________ (ask the Telegaz administrator)"),
+    (
+        "sheet_server_missing",
+        "________________ (уточните у администратора Телегаз)",
+        "________________ (ask the Telegaz administrator)",
+    ),
     ("sheet_port", "Порт FTP", "FTP port"),
-    ("sheet_password_blank", "________________ (выдан при регистрации; при утере — смените пароль)", "________________ (given at registration; if lost, rotate it)"),
-    ("sheet_passive", "Пассивный режим (PASV)", "Passive mode (PASV)"),
-    ("sheet_passive_value", "включить; порты данных сервера", "on; server data ports"),
+    (
+        "sheet_password_blank",
+        "________________ (выдан при регистрации; при утере — смените пароль)",
+        "________________ (given at registration; if lost, rotate it)",
+    ),
+    (
+        "sheet_passive",
+        "Пассивный режим (PASV)",
+        "Passive mode (PASV)",
+    ),
+    (
+        "sheet_passive_value",
+        "включить; порты данных сервера",
+        "on; server data ports",
+    ),
     ("sheet_dir", "Каталог на сервере", "Directory on the server"),
-    ("sheet_dir_value", "/ (корневой; подкаталоги допускаются)", "/ (root; subdirectories are fine)"),
+    (
+        "sheet_dir_value",
+        "/ (корневой; подкаталоги допускаются)",
+        "/ (root; subdirectories are fine)",
+    ),
     ("sheet_apn", "Точка доступа (APN)", "Access point (APN)"),
     ("sheet_schedule", "Расписание передачи", "Upload schedule"),
-    ("sheet_second", "Второй (резервный) сервер", "Second (reserve) server"),
+    (
+        "sheet_second",
+        "Второй (резервный) сервер",
+        "Second (reserve) server",
+    ),
     ("sheet_second_none", "не используется", "not used"),
-    ("sheet_clock", "Часы корректора: часовой пояс / контрактный час", "Corrector clock: time zone / contract hour"),
+    (
+        "sheet_clock",
+        "Часы корректора: часовой пояс / контрактный час",
+        "Corrector clock: time zone / contract hour",
+    ),
     ("print", "Печать", "Print"),
     ("disable", "Отключить", "Disable"),
     ("enable", "Включить", "Enable"),
@@ -131,7 +195,9 @@ fn parse_hour(text: &str) -> Result<Option<i8>, WebError> {
 fn bounded_title(text: &str) -> Result<String, WebError> {
     let t = text.trim();
     if t.chars().count() > 200 {
-        return Err(WebError::BadRequest("the title is longer than 200 characters".into()));
+        return Err(WebError::BadRequest(
+            "the title is longer than 200 characters".into(),
+        ));
     }
     Ok(t.to_owned())
 }
@@ -189,7 +255,8 @@ async fn add(
     Form(form): Form<AddForm>,
 ) -> Result<Response, WebError> {
     auth.require(Role::Operator)?;
-    let name = DeviceName::parse(form.name.trim()).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let name =
+        DeviceName::parse(form.name.trim()).map_err(|e| WebError::BadRequest(e.to_string()))?;
     let login = match form.login.trim() {
         "" => name.clone(),
         l => DeviceName::parse(l).map_err(|e| WebError::BadRequest(e.to_string()))?,
@@ -212,7 +279,13 @@ async fn add(
         })
         .await?;
     let device = ctx.db.update_device(device.id, update).await?;
-    audit(&ctx, &auth, &device, format!("device {} added", device.name)).await?;
+    audit(
+        &ctx,
+        &auth,
+        &device,
+        format!("device {} added", device.name),
+    )
+    .await?;
     tracing::info!(device = %device.name, user = %auth.user.name, "device registered from the web UI");
     let here = format!("/registry/{}", device.name);
     sheet(&auth, &ctx, device, Some(&password), &here)
@@ -292,7 +365,10 @@ async fn edit(
         changes.push(format!("time zone {} -> {}", d.time_zone, after.time_zone));
     }
     if after.contract_hour != d.contract_hour {
-        changes.push(format!("contract hour {} -> {}", d.contract_hour, after.contract_hour));
+        changes.push(format!(
+            "contract hour {} -> {}",
+            d.contract_hour, after.contract_hour
+        ));
     }
     if after.allowed_networks != d.allowed_networks {
         changes.push(format!("networks [{}]", after.allowed_networks.join(", ")));
@@ -352,7 +428,10 @@ mod tests {
         assert_eq!(parse_hour("").ok(), Some(None));
         assert!(parse_hour("24").is_err());
         assert!(parse_hour("x").is_err());
-        assert_eq!(parse_tz("Asia/Yekaterinburg").ok(), Some(Some("Asia/Yekaterinburg".into())));
+        assert_eq!(
+            parse_tz("Asia/Yekaterinburg").ok(),
+            Some(Some("Asia/Yekaterinburg".into()))
+        );
         assert!(parse_tz("Mars/Olympus").is_err());
         assert_eq!(
             parse_networks("10.0.0.0/8, 192.0.2.1").ok(),

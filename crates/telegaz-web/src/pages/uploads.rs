@@ -33,7 +33,11 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("upload_receiving", "принимается", "receiving"),
     ("upload_recovered", "восстановлен", "recovered"),
     ("reparse", "Разобрать заново", "Parse again"),
-    ("reparse_queued", "Файл поставлен в очередь разбора.", "The file is queued for parsing."),
+    (
+        "reparse_queued",
+        "Файл поставлен в очередь разбора.",
+        "The file is queued for parsing.",
+    ),
     ("download", "Скачать оригинал", "Download the original"),
     ("view_text", "Текст", "Text"),
     ("view_hex", "Шестнадцатеричный вид", "Hex"),
@@ -46,7 +50,11 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("original_name_bytes", "Байты имени", "Name bytes"),
     ("path_in_device", "Путь у устройства", "Path on the device"),
     ("duplicate_of", "Повтор файла", "Duplicate of"),
-    ("deleted_by_device", "удалён устройством (данные сохранены)", "deleted by the device (bytes kept)"),
+    (
+        "deleted_by_device",
+        "удалён устройством (данные сохранены)",
+        "deleted by the device (bytes kept)",
+    ),
     ("records_new", "новых", "new"),
     ("records_duplicate", "повторов", "duplicates"),
     ("records_conflicting", "конфликтов", "conflicts"),
@@ -54,7 +62,11 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("truncated", "файл обрезан", "file truncated"),
     ("model_serial", "Модель / заводской номер", "Model / serial"),
     ("older", "Более ранние →", "Older →"),
-    ("no_bytes", "Содержимое не сохранено (приём не начался).", "No content stored (the transfer never started)."),
+    (
+        "no_bytes",
+        "Содержимое не сохранено (приём не начался).",
+        "No content stored (the transfer never started).",
+    ),
 ];
 
 /// How many bytes the viewer shows.
@@ -234,7 +246,12 @@ pub(crate) fn segments(bytes: &[u8], enc: TextEncoding) -> Vec<Seg> {
     let (text, _, _) = enc.decoder().decode(bytes);
     let mut out = Vec::new();
     let mut run = String::new();
-    for ch in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        // CR LF is an ordinary Windows line end: no marker for it.
+        if ch == '\r' && chars.peek() == Some(&'\n') {
+            continue;
+        }
         let visible = !ch.is_control() || ch == '\n' || ch == '\t';
         if visible {
             run.push(ch);
@@ -365,8 +382,16 @@ async fn detail(
         enc: enc.code().to_owned(),
         detected: detected.code(),
         encodings: TextEncoding::ALL.iter().map(|e| e.code()).collect(),
-        segs: if hex_view { Vec::new() } else { segments(&bytes, enc) },
-        hex: if hex_view { hex_lines(&bytes) } else { Vec::new() },
+        segs: if hex_view {
+            Vec::new()
+        } else {
+            segments(&bytes, enc)
+        },
+        hex: if hex_view {
+            hex_lines(&bytes)
+        } else {
+            Vec::new()
+        },
         shown: bytes.len(),
         queued: q.queued == Some(1),
     })
@@ -478,12 +503,15 @@ mod tests {
         assert_eq!(detect_encoding(&koi8), TextEncoding::Koi8R);
         // A UTF-8 file cut in the middle of a letter is still UTF-8.
         let bytes = text.as_bytes();
-        assert_eq!(detect_encoding(&bytes[..bytes.len() - 1]), TextEncoding::Utf8);
+        assert_eq!(
+            detect_encoding(&bytes[..bytes.len() - 1]),
+            TextEncoding::Utf8
+        );
     }
 
     #[test]
     fn control_bytes_become_visible_markers() {
-        let segs = segments(b"\x02A\x03\r\nB\x00", TextEncoding::Utf8);
+        let segs = segments(b"\x02A\x03\r\nB\x00\rC", TextEncoding::Utf8);
         let shown: Vec<String> = segs
             .iter()
             .map(|s| match s {
@@ -491,7 +519,11 @@ mod tests {
                 Seg::Ctl(c) => format!("<{c}>"),
             })
             .collect();
-        assert_eq!(shown.concat(), "<STX>A<ETX><CR>\nB<NUL>");
+        assert_eq!(
+            shown.concat(),
+            "<STX>A<ETX>\nB<NUL><CR>C",
+            "CR LF is a line end"
+        );
     }
 
     #[test]

@@ -23,16 +23,32 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("role_operator", "оператор", "operator"),
     ("role_viewer", "наблюдатель", "viewer"),
     ("reset_password", "Новый пароль", "New password"),
-    ("new_password_once", "Новый пароль (показан один раз)", "New password (shown once)"),
+    (
+        "new_password_once",
+        "Новый пароль (показан один раз)",
+        "New password (shown once)",
+    ),
     ("account_title", "Учётная запись", "Account"),
     ("change_password", "Сменить пароль", "Change password"),
     ("current_password", "Текущий пароль", "Current password"),
-    ("new_password", "Новый пароль (не короче 12 символов)", "New password (at least 12 characters)"),
-    ("password_changed", "Пароль изменён. Войдите снова.", "Password changed. Sign in again."),
+    (
+        "new_password",
+        "Новый пароль (не короче 12 символов)",
+        "New password (at least 12 characters)",
+    ),
+    (
+        "password_changed",
+        "Пароль изменён. Войдите снова.",
+        "Password changed. Sign in again.",
+    ),
     ("api_tokens", "Токены REST API", "REST API tokens"),
     ("token_label", "Назначение", "Purpose"),
     ("create_token", "Создать токен", "Create a token"),
-    ("token_once", "Токен показан один раз; передавайте его в заголовке Authorization: Bearer …", "The token is shown once; send it as Authorization: Bearer …"),
+    (
+        "token_once",
+        "Токен показан один раз; передавайте его в заголовке Authorization: Bearer …",
+        "The token is shown once; send it as Authorization: Bearer …",
+    ),
     ("revoke", "Отозвать", "Revoke"),
     ("last_used", "Последнее использование", "Last used"),
 ];
@@ -234,7 +250,9 @@ async fn create_token(
     let label = match form.label.trim() {
         "" => "web".to_owned(),
         l if l.chars().count() > 100 => {
-            return Err(WebError::BadRequest("the purpose is longer than 100 characters".into()));
+            return Err(WebError::BadRequest(
+                "the purpose is longer than 100 characters".into(),
+            ));
         }
         l => l.to_owned(),
     };
@@ -244,7 +262,13 @@ async fn create_token(
         .create_api_token(auth.user.id, &label, &token_sha256(&token))
         .await?;
     let me = auth.user.clone();
-    audit(&ctx, &auth, &me, format!("API token #{} ({label}) created", t.id)).await?;
+    audit(
+        &ctx,
+        &auth,
+        &me,
+        format!("API token #{} ({label}) created", t.id),
+    )
+    .await?;
     html(&AccountPage {
         c: Common::new(&auth, "/account"),
         tokens: ctx.db.list_api_tokens(auth.user.id).await?,
