@@ -347,6 +347,9 @@ async fn submit(
     auth: Auth,
     Form(form): Form<EditForm>,
 ) -> Result<Response, WebError> {
+    if form.action == "save" {
+        auth.require(Role::Operator)?;
+    }
     let name = valid_name(&form.name)?.to_owned();
     let upload = form.upload.trim().parse::<i64>().ok();
     let outcome = match Profile::from_toml(&name, &form.text) {
@@ -357,7 +360,6 @@ async fn submit(
                 None => Outcome::Failed("choose an upload to test the profile against".into()),
             },
             "save" => {
-                auth.require(Role::Operator)?;
                 let dir = ctx.settings.profiles_dir.clone();
                 let (n, t) = (name.clone(), form.text.clone());
                 tokio::task::spawn_blocking(move || write_atomically(&dir, &n, &t))

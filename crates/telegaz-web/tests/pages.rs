@@ -1,0 +1,993 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step should stop the test
+//! The web UI over HTTP: sign-in, roles, CSRF, security headers, escaping of
+//! hostile names and contents, the raw viewer, the registry and its sheet,
+//! re-parse, profiles, users. Drives the real router with a real SQLite
+//! database and spool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use secrecy::SecretString;
+use telegaz_config::SecureCookies;
+use telegaz_domain::{
+    FileName, IngestState, NewUpload, Role, Timestamp, UploadFinish, UploadId, UploadMode,
+    UploadStatus, UserName,
+};
+use telegaz_spool::Spool;
+use telegaz_store::{Database, NewDevice, NewUser};
+use telegaz_web::{SheetInfo, WebContext, WebSettings};
+use tower::ServiceExt;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    ctx: Arc<WebContext>,
+    app: Router,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A signed-in browser: its session cookie and CSRF token.
+#[derive(Clone)]
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let db = telegaz_store::connect(&url).await.unwrap();
+    let spool = Spool::open(dir.path().join("spool")).unwrap();
+    let settings = WebSettings {
+        session_ttl: Duration::from_secs(3600),
+        secure_cookies: SecureCookies::Never,
+        late_after: Duration::from_secs(26 * 3600),
+        silent_after: Duration::from_secs(72 * 3600),
+        sheet: SheetInfo {
+            server: Some("gas.example.ru".into()),
+            port: 2121,
+            second_server: None,
+            apn_note: "internet.mts.ru".into(),
+            schedule: "ежечасно".into(),
+            passive_ports: "50000-50999".into(),
+        },
+        profiles_dir: dir.path().join("profiles"),
+    };
+    let ctx = WebContext::new(db, spool, settings, None);
+    let app = telegaz_web::router(ctx.clone());
+    Env {
+        _dir: dir,
+        ctx,
+        app,
+    }
+}
+
+impl Env {
+    fn db(&self) -> &dyn Database {
+        &*self.ctx.db
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+        }
+    }
+
+    async fn get(&self, who: Option<&Browser>, path: &str) -> Reply {
+        let mut req = Request::get(path);
+        if let Some(b) = who {
+            req = req.header(header::COOKIE, &b.cookie);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, who: Option<&Browser>, path: &str, form: &[(&str, &str)]) -> Reply {
+        let mut pairs: Vec<(&str, &str)> = form.to_vec();
+        if let Some(b) = who
+            && !form.iter().any(|(k, _)| *k == "csrf")
+        {
+            pairs.push(("csrf", &b.csrf));
+        }
+        let mut req =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(b) = who {
+            req = req.header(header::COOKIE, &b.cookie);
+        }
+        let body = serde_urlencoded::to_string(&pairs).unwrap();
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn user(&self, name: &str, role: Role) -> String {
+        let pw = format!("pw-of-{name}-123456");
+        let hash = telegaz_auth::hash_password(&SecretString::from(pw.clone())).unwrap();
+        self.db()
+            .create_user(NewUser {
+                name: UserName::parse(name).unwrap(),
+                password_hash: hash,
+                role,
+            })
+            .await
+            .unwrap();
+        pw
+    }
+
+    /// Sign in the way a browser does: the form, its token, the cookie.
+    async fn sign_in(&self, name: &str, password: &str) -> Result<Browser, Reply> {
+        let page = self.get(None, "/login").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let pre = cookie_of(&page, "tg_prelogin").unwrap();
+        let token = csrf_in(&page.body);
+        let req = Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("tg_prelogin={pre}"))
+            .body(Body::from(
+                serde_urlencoded::to_string([
+                    ("user", name),
+                    ("password", password),
+                    ("csrf", &token),
+                    ("next", "/"),
+                ])
+                .unwrap(),
+            ))
+            .unwrap();
+        let reply = self.send(req).await;
+        let Some(session) = cookie_of(&reply, "tg_session").filter(|s| !s.is_empty()) else {
+            return Err(reply);
+        };
+        let cookie = format!("tg_session={session}");
+        let home = self
+            .get(
+                Some(&Browser {
+                    cookie: cookie.clone(),
+                    csrf: String::new(),
+                }),
+                "/",
+            )
+            .await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+        Ok(Browser {
+            cookie,
+            csrf: csrf_in(&home.body),
+        })
+    }
+
+    async fn as_role(&self, name: &str, role: Role) -> Browser {
+        let pw = self.user(name, role).await;
+        self.sign_in(name, &pw).await.ok().unwrap()
+    }
+
+    async fn device(&self, name: &str) -> telegaz_domain::Device {
+        self.db()
+            .create_device(NewDevice {
+                name: telegaz_domain::DeviceName::parse(name).unwrap(),
+                login: telegaz_domain::DeviceName::parse(name).unwrap(),
+                password_hash: "$argon2id$x".into(),
+                allowed_networks: vec![],
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Store bytes as a complete upload and run the ingest pipeline on it.
+    async fn upload(&self, device: &str, name: &str, bytes: &[u8]) -> UploadId {
+        let d = self.db().device_by_name(device).await.unwrap().unwrap();
+        let id = self
+            .db()
+            .begin_upload(&NewUpload {
+                device_id: d.id,
+                original_name: FileName::utf8(name),
+                path: format!("/{name}"),
+                mode: UploadMode::Store,
+                resumed_from: None,
+                offset: 0,
+                peer: Some("192.0.2.7:40000".into()),
+                session: None,
+                started_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        let mut temp = self.ctx.spool.create_temp(id.0).await.unwrap();
+        temp.write(bytes).await.unwrap();
+        let committed = self.ctx.spool.commit(temp).await.unwrap();
+        self.db()
+            .finish_upload(
+                id,
+                &UploadFinish {
+                    status: UploadStatus::Complete,
+                    size: committed.size,
+                    sha256: committed.sha256,
+                    reason: None,
+                    finished_at: Timestamp::now(),
+                },
+            )
+            .await
+            .unwrap();
+        self.ingest(id).await;
+        id
+    }
+
+    async fn ingest(&self, id: UploadId) {
+        telegaz_ingest::Ingestor::with_shared(
+            self.ctx.db.clone(),
+            self.ctx.spool.clone(),
+            self.ctx.profiles.clone(),
+        )
+        .process(id)
+        .await
+        .unwrap();
+    }
+}
+
+fn cookie_of(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .and_then(|kv| kv.trim().strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+        })
+}
+
+fn csrf_in(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn sample(path: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../testdata/samples/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+const PAGES: &[&str] = &[
+    "/",
+    "/uploads",
+    "/registry",
+    "/audit",
+    "/reports",
+    "/deliveries",
+    "/profiles",
+    "/profiles/edit",
+    "/account",
+];
+
+#[tokio::test]
+async fn anonymous_visitors_are_sent_to_sign_in() {
+    let e = env().await;
+    e.device("unit-1").await;
+    for path in PAGES.iter().copied().chain([
+        "/registry/unit-1",
+        "/devices/unit-1/sheet",
+        "/users",
+        "/uploads/1",
+    ]) {
+        let r = e.get(None, path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            r.location().starts_with("/login?next="),
+            "{path}: {}",
+            r.location()
+        );
+    }
+    // A form sent without signing in changes nothing.
+    let r = e.post(None, "/registry", &[("name", "intruder")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(e.db().device_by_name("intruder").await.unwrap().is_none());
+    // Health and metrics stay open for monitoring.
+    assert_eq!(e.get(None, "/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_form_token_and_the_password_and_is_throttled() {
+    let e = env().await;
+    let pw = e.user("иванов", Role::Viewer).await;
+    // Wrong password: back to the form with a message; no session.
+    let bad = e.sign_in("иванов", "wrong-password").await.err().unwrap();
+    assert_eq!(bad.status, StatusCode::SEE_OTHER);
+    assert!(
+        bad.location().contains("error=failed"),
+        "{}",
+        bad.location()
+    );
+    // The sign-in form without its pre-session token is refused (login CSRF).
+    let forged = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "user=%D0%B8%D0%B2%D0%B0%D0%BD%D0%BE%D0%B2&password={pw}"
+        )))
+        .unwrap();
+    let r = e.send(forged).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(cookie_of(&r, "tg_session").is_none());
+    // The right password works; the cookie is HttpOnly and SameSite=Strict.
+    let page = e.get(None, "/login").await;
+    let set = page
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let b = e.sign_in("иванов", &pw).await.ok().unwrap();
+    assert_eq!(e.get(Some(&b), "/").await.status, StatusCode::OK);
+    // Sign-out ends the session on the server.
+    let out = e.post(Some(&b), "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(e.get(Some(&b), "/").await.status, StatusCode::SEE_OTHER);
+    // Five wrong passwords block the name, even with the right one after.
+    for _ in 0..5 {
+        let _ = e.sign_in("иванов", "nope").await;
+    }
+    let blocked = e.sign_in("иванов", &pw).await.err().unwrap();
+    assert!(
+        blocked.location().contains("error=blocked"),
+        "{}",
+        blocked.location()
+    );
+    // Every attempt is in the audit trail.
+    let audit = e
+        .get(
+            Some(&e.as_role("root", Role::Admin).await),
+            "/audit?kind=web_login_failed",
+        )
+        .await;
+    assert!(
+        audit.body.matches("web_login_failed").count() >= 6,
+        "{}",
+        audit.body
+    );
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let e = env().await;
+    let b = e.as_role("admin", Role::Admin).await;
+    for path in PAGES
+        .iter()
+        .copied()
+        .chain(["/login", "/no-such-page", "/users"])
+    {
+        let r = e.get(Some(&b), path).await;
+        let h = |n: &str| {
+            r.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert!(
+            h("content-security-policy").contains("script-src 'self'"),
+            "{path}"
+        );
+        assert!(
+            h("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        if path != "/no-such-page" {
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            assert!(!r.body.contains("<script>"), "{path}: inline script");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_reads_everything_but_changes_nothing() {
+    let e = env().await;
+    e.device("unit-1").await;
+    let id = e
+        .upload(
+            "unit-1",
+            "a.txt",
+            &sample("lis200/tc220_interval_3days.txt"),
+        )
+        .await;
+    let v = e.as_role("viewer", Role::Viewer).await;
+    for path in PAGES.iter().copied().chain([
+        "/registry/unit-1",
+        "/devices/unit-1/sheet",
+        &format!("/uploads/{}", id.0),
+        &format!("/uploads/{}/download", id.0),
+    ]) {
+        assert_eq!(e.get(Some(&v), path).await.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        e.get(Some(&v), "/users").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let before = e.db().device_by_name("unit-1").await.unwrap().unwrap();
+    let writes: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/registry".into(), vec![("name", "new-unit")]),
+        (
+            "/registry/unit-1".into(),
+            vec![("title", "changed"), ("enabled", "1")],
+        ),
+        ("/registry/unit-1/password".into(), vec![]),
+        (format!("/uploads/{}/reparse", id.0), vec![]),
+        (
+            "/profiles/edit".into(),
+            vec![
+                ("name", "x"),
+                ("text", "kind = \"interval\""),
+                ("action", "save"),
+            ],
+        ),
+        (
+            "/users".into(),
+            vec![("name", "mallory"), ("role", "admin")],
+        ),
+        (
+            "/users/1".into(),
+            vec![("action", "role"), ("role", "admin")],
+        ),
+    ];
+    for (path, form) in &writes {
+        let r = e.post(Some(&v), path, form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
+    }
+    let after = e.db().device_by_name("unit-1").await.unwrap().unwrap();
+    assert_eq!(before, after, "the device is unchanged");
+    assert!(e.db().device_by_name("new-unit").await.unwrap().is_none());
+    assert!(e.db().user_by_name("mallory").await.unwrap().is_none());
+    let u = e.db().upload(id).await.unwrap().unwrap();
+    assert_eq!(
+        u.ingest.unwrap().status,
+        IngestState::Parsed,
+        "not re-queued"
+    );
+    // Viewers do not even see the forms.
+    let reg = e.get(Some(&v), "/registry").await;
+    assert!(!reg.body.contains("id=\"add-device\""));
+}
+
+#[tokio::test]
+async fn forms_without_the_session_csrf_token_are_refused() {
+    let e = env().await;
+    let op = e.as_role("op", Role::Operator).await;
+    for csrf in ["", "0000", &op.csrf[..op.csrf.len() - 1]] {
+        let r = e
+            .post(
+                Some(&op),
+                "/registry",
+                &[("name", "unit-x"), ("csrf", csrf)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "csrf {csrf:?}");
+        assert!(e.db().device_by_name("unit-x").await.unwrap().is_none());
+    }
+    // Another user's token does not fit this session.
+    let other = e.as_role("op2", Role::Operator).await;
+    let r = e
+        .post(
+            Some(&op),
+            "/registry",
+            &[("name", "unit-x"), ("csrf", &other.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // With its own token the form works.
+    let r = e.post(Some(&op), "/registry", &[("name", "unit-x")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(e.db().device_by_name("unit-x").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn registering_a_unit_shows_a_strong_password_once_on_a_printable_sheet() {
+    let e = env().await;
+    let op = e.as_role("op", Role::Operator).await;
+    let r = e
+        .post(
+            Some(&op),
+            "/registry",
+            &[
+                ("name", "bpek-17"),
+                ("title", "Котельная №3"),
+                ("time_zone", "Asia/Yekaterinburg"),
+                ("contract_hour", "6"),
+                ("networks", "10.0.0.0/8"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let pw = r
+        .body
+        .split("<span class=\"secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(pw.len() >= 16, "strong password: {pw:?}");
+    for needed in [
+        "gas.example.ru",
+        "2121",
+        "bpek-17",
+        "50000-50999",
+        "internet.mts.ru",
+        "Asia/Yekaterinburg",
+        "data-print",
+    ] {
+        assert!(r.body.contains(needed), "sheet lacks {needed}");
+    }
+    let d = e.db().device_by_name("bpek-17").await.unwrap().unwrap();
+    assert_eq!(d.title, "Котельная №3");
+    assert_eq!(d.contract_hour, 6);
+    assert_eq!(d.allowed_networks, vec!["10.0.0.0/8"]);
+    assert!(
+        telegaz_auth::verify_password(&d.password_hash, &SecretString::from(pw.clone())).unwrap()
+    );
+    // The sheet printed later has no password on it.
+    let later = e.get(Some(&op), "/devices/bpek-17/sheet").await;
+    assert!(!later.body.contains(&pw));
+    assert!(later.body.contains("bpek-17"));
+    // Rotation: a new password, the old one stops working.
+    let r = e.post(Some(&op), "/registry/bpek-17/password", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let d2 = e.db().device_by_name("bpek-17").await.unwrap().unwrap();
+    assert!(!telegaz_auth::verify_password(&d2.password_hash, &SecretString::from(pw)).unwrap());
+    // Edit and disable.
+    let r = e
+        .post(
+            Some(&op),
+            "/registry/bpek-17",
+            &[
+                ("title", "Склад"),
+                ("time_zone", "Europe/Moscow"),
+                ("contract_hour", "10"),
+                ("networks", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let d3 = e.db().device_by_name("bpek-17").await.unwrap().unwrap();
+    assert!(!d3.enabled, "an unticked box disables");
+    assert!(d3.allowed_networks.is_empty());
+    // Bad values get a clear message and change nothing.
+    for (field, value) in [
+        ("time_zone", "Mars/Base"),
+        ("contract_hour", "25"),
+        ("networks", "999.1.1.1/40"),
+    ] {
+        let mut form = vec![("title", "x"), ("enabled", "1")];
+        form.push((field, value));
+        let r = e.post(Some(&op), "/registry/bpek-17", &form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}={value}");
+    }
+    let bad_name = e
+        .post(Some(&op), "/registry", &[("name", "<script>")])
+        .await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    // Every change is audited.
+    let audit = e
+        .db()
+        .list_audit(&telegaz_store::AuditFilter::default())
+        .await
+        .unwrap();
+    let changes = audit
+        .iter()
+        .filter(|a| a.kind == telegaz_domain::AuditKind::DeviceChanged)
+        .count();
+    assert!(changes >= 3, "{changes}");
+}
+
+#[tokio::test]
+async fn hostile_names_and_contents_are_shown_escaped() {
+    let e = env().await;
+    let op = e.as_role("op", Role::Operator).await;
+    e.device("unit-1").await;
+    let title = "<script>alert(1)</script>";
+    let r = e
+        .post(
+            Some(&op),
+            "/registry/unit-1",
+            &[
+                ("title", title),
+                ("enabled", "1"),
+                ("time_zone", "Europe/Moscow"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let file = "<img src=x onerror=alert(2)>.txt";
+    let mut junk: Vec<u8> = (0u8..32).collect();
+    junk.extend_from_slice(b"<script>alert(3)</script>\x7f\xff\xfe");
+    let id = e.upload("unit-1", file, &junk).await;
+    for path in [
+        "/".to_owned(),
+        "/registry".to_owned(),
+        "/registry/unit-1".to_owned(),
+        "/devices/unit-1/sheet".to_owned(),
+        "/uploads".to_owned(),
+        format!("/uploads/{}", id.0),
+        format!("/uploads/{}?view=hex", id.0),
+        "/profiles/edit".to_owned(),
+        "/audit".to_owned(),
+    ] {
+        let r = e.get(Some(&op), &path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        for raw in ["<script>alert", "<img src=x"] {
+            assert!(!r.body.contains(raw), "{path} shows {raw} unescaped");
+        }
+    }
+    let page = e.get(Some(&op), &format!("/uploads/{}", id.0)).await;
+    assert!(
+        page.body
+            .contains("&#60;img src=x onerror=alert(2)&#62;.txt"),
+        "the name is shown, escaped"
+    );
+    assert!(
+        page.body.contains("&lt;NUL&gt;") && page.body.contains("&lt;ESC&gt;"),
+        "control bytes shown as markers"
+    );
+    // The download is the exact bytes, under a header that cannot be broken.
+    let dl = e
+        .get(Some(&op), &format!("/uploads/{}/download", id.0))
+        .await;
+    assert_eq!(dl.bytes, junk);
+    let cd = dl
+        .headers
+        .get(header::CONTENT_DISPOSITION)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(cd.starts_with("attachment; filename=\"upload-"), "{cd}");
+    assert!(!cd.contains('<') && !cd.contains('>'), "{cd}");
+    assert!(
+        cd.ends_with("filename*=UTF-8''%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E.txt"),
+        "{cd}"
+    );
+}
+
+#[tokio::test]
+async fn the_raw_viewer_shows_windows_1251_text_hex_and_the_parse_result() {
+    let e = env().await;
+    e.device("unit-1").await;
+    let bytes = sample("csv/export_cp1251.csv");
+    let id = e.upload("unit-1", "export.csv", &bytes).await;
+    let v = e.as_role("viewer", Role::Viewer).await;
+    let page = e.get(Some(&v), &format!("/uploads/{}", id.0)).await;
+    assert!(
+        page.body.contains("Дата;Время;Vст, м3"),
+        "decoded from Windows-1251"
+    );
+    assert!(
+        page.body.contains("windows-1251 ("),
+        "the detected encoding is said"
+    );
+    assert!(
+        page.body.contains("profile:vendor-csv-cp1251"),
+        "the parse result"
+    );
+    // Another encoding on request (the same bytes as KOI8-R read differently).
+    let koi = e
+        .get(Some(&v), &format!("/uploads/{}?enc=koi8-r", id.0))
+        .await;
+    assert!(!koi.body.contains("Дата;Время"));
+    let hex = e
+        .get(Some(&v), &format!("/uploads/{}?view=hex", id.0))
+        .await;
+    let first: String = bytes[..4].iter().map(|b| format!("{b:02x} ")).collect();
+    assert!(
+        hex.body
+            .contains(&format!("00000000  {}", first.trim_end())),
+        "hex view"
+    );
+    let dl = e
+        .get(Some(&v), &format!("/uploads/{}/download", id.0))
+        .await;
+    assert_eq!(dl.bytes, bytes, "download gives the original bytes");
+    assert_eq!(
+        dl.headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/octet-stream"
+    );
+}
+
+#[tokio::test]
+async fn reparse_queues_the_upload_again_and_is_audited() {
+    let e = env().await;
+    e.device("unit-1").await;
+    let id = e
+        .upload(
+            "unit-1",
+            "a.txt",
+            &sample("lis200/tc220_interval_3days.txt"),
+        )
+        .await;
+    let op = e.as_role("op", Role::Operator).await;
+    let r = e
+        .post(Some(&op), &format!("/uploads/{}/reparse", id.0), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let u = e.db().upload(id).await.unwrap().unwrap();
+    assert_eq!(u.ingest.unwrap().status, IngestState::Pending);
+    let audit = e
+        .db()
+        .list_audit(&telegaz_store::AuditFilter {
+            kind: Some(telegaz_domain::AuditKind::ReparseRequested),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].upload_id, Some(id));
+    let missing = e.post(Some(&op), "/uploads/999/reparse", &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_profile_is_tested_live_on_a_quarantined_upload_then_saved_and_applied() {
+    let e = env().await;
+    e.device("unit-1").await;
+    // The vendor export, re-saved as UTF-8 with tabs: no parser knows it.
+    let original = sample("csv/export_cp1251.csv");
+    let (text, _, _) = encoding_rs::WINDOWS_1251.decode(&original);
+    let tabbed = text.replace(';', "\t");
+    let id = e
+        .upload("unit-1", "export-tabs.csv", tabbed.as_bytes())
+        .await;
+    let u = e.db().upload(id).await.unwrap().unwrap();
+    assert_eq!(u.ingest.as_ref().unwrap().status, IngestState::Quarantined);
+    let op = e.as_role("op", Role::Operator).await;
+    let edit = e
+        .get(Some(&op), "/profiles/edit?name=vendor-csv-cp1251")
+        .await;
+    assert!(
+        edit.body.contains("decimal_separator"),
+        "the shipped profile is shown to copy"
+    );
+    let profile = telegaz_profile::builtin_sources()[0]
+        .1
+        .replace("encoding = \"windows-1251\"", "encoding = \"utf-8\"")
+        .replace("delimiter = \";\"", "delimiter = \"\\t\"");
+    let id_text = id.0.to_string();
+    // A broken profile: the error is shown, nothing is saved.
+    let broken = e
+        .post(
+            Some(&op),
+            "/profiles/edit",
+            &[
+                ("name", "tabs"),
+                ("text", "kind = "),
+                ("upload", &id_text),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::OK);
+    assert!(broken.body.contains("class=\"error\""), "{}", broken.body);
+    let preview = e
+        .post(
+            Some(&op),
+            "/profiles/edit",
+            &[
+                ("name", "tabs"),
+                ("text", &profile),
+                ("upload", &id_text),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(
+        preview.body.contains("id=\"preview-total\">24<"),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview.body.contains("4982.6473"),
+        "a parsed value is previewed"
+    );
+    assert!(
+        !e.ctx.settings.profiles_dir.join("tabs.toml").exists(),
+        "preview saves nothing"
+    );
+    let saved = e
+        .post(
+            Some(&op),
+            "/profiles/edit",
+            &[
+                ("name", "tabs"),
+                ("text", &profile),
+                ("upload", &id_text),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert!(e.ctx.settings.profiles_dir.join("tabs.toml").exists());
+    let u = e.db().upload(id).await.unwrap().unwrap();
+    assert_eq!(
+        u.ingest.as_ref().unwrap().status,
+        IngestState::Pending,
+        "queued again"
+    );
+    // The worker now reads it with the new profile.
+    e.ingest(id).await;
+    let u = e.db().upload(id).await.unwrap().unwrap();
+    let info = u.ingest.unwrap();
+    assert_eq!(info.status, IngestState::Parsed, "{:?}", info.reason);
+    assert_eq!(info.format.as_deref(), Some("profile:tabs"));
+    // Names cannot escape the profile directory.
+    let evil = e
+        .post(
+            Some(&op),
+            "/profiles/edit",
+            &[
+                ("name", "../../evil"),
+                ("text", &profile),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(evil.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn administrators_manage_users_and_everyone_their_tokens() {
+    let e = env().await;
+    let admin = e.as_role("admin", Role::Admin).await;
+    let r = e
+        .post(
+            Some(&admin),
+            "/users",
+            &[("name", "петров"), ("role", "operator")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let pw = r
+        .body
+        .split("id=\"new-password\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    let petrov = e.sign_in("петров", &pw).await.ok().unwrap();
+    assert_eq!(
+        e.get(Some(&petrov), "/users").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A token for the REST API, shown once, then listed without its secret.
+    let r = e
+        .post(Some(&petrov), "/account/tokens", &[("label", "1C export")])
+        .await;
+    let token = r
+        .body
+        .split("id=\"new-token\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(token.len(), 64);
+    let list = e.get(Some(&petrov), "/account").await;
+    assert!(list.body.contains("1C export") && !list.body.contains(&token));
+    let u = e.db().user_by_name("петров").await.unwrap().unwrap();
+    assert_eq!(
+        e.db()
+            .user_by_api_token(&telegaz_web::token_sha256(&token), Timestamp::now())
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(u.id)
+    );
+    // Disabling ends the session at once.
+    let r = e
+        .post(
+            Some(&admin),
+            &format!("/users/{}", u.id.0),
+            &[("action", "disable")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        e.get(Some(&petrov), "/").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // An administrator cannot lock themselves out.
+    let me = e.db().user_by_name("admin").await.unwrap().unwrap();
+    let r = e
+        .post(
+            Some(&admin),
+            &format!("/users/{}", me.id.0),
+            &[("action", "disable")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_fleet_pages_searches_and_filters_ten_thousand_style() {
+    let e = env().await;
+    for i in 0..120 {
+        e.device(&format!("unit-{i:03}")).await;
+    }
+    e.upload(
+        "unit-007",
+        "a.txt",
+        &sample("lis200/tc220_interval_3days.txt"),
+    )
+    .await;
+    let v = e.as_role("viewer", Role::Viewer).await;
+    let first = e.get(Some(&v), "/?per=50").await;
+    assert_eq!(first.body.matches("class=\"unit\"").count(), 50);
+    assert!(first.body.contains("id=\"fleet-total\">120<"));
+    let last = e.get(Some(&v), "/?per=50&page=3").await;
+    assert_eq!(last.body.matches("class=\"unit\"").count(), 20);
+    let found = e.get(Some(&v), "/?q=unit-00").await;
+    assert_eq!(found.body.matches("class=\"unit\"").count(), 10);
+    // unit-007 uploaded data: it is the only one not `never`.
+    let never = e.get(Some(&v), "/?state=never&per=500").await;
+    assert_eq!(never.body.matches("class=\"unit\"").count(), 119);
+    assert!(!never.body.contains("data-device=\"unit-007\""));
+    let bad_sort = e.get(Some(&v), "/?sort=nonsense&page=999").await;
+    assert_eq!(
+        bad_sort.status,
+        StatusCode::OK,
+        "out-of-range paging is clamped"
+    );
+}
+
+#[tokio::test]
+async fn pages_switch_to_english_and_back() {
+    let e = env().await;
+    let v = e.as_role("viewer", Role::Viewer).await;
+    let ru = e.get(Some(&v), "/").await;
+    assert!(ru.body.contains("Парк узлов") && ru.body.contains("lang=\"ru\""));
+    let switch = e.get(Some(&v), "/lang/en?next=%2Fregistry").await;
+    assert_eq!(switch.status, StatusCode::SEE_OTHER);
+    assert_eq!(switch.location(), "/registry");
+    let lang = cookie_of(&switch, "tg_lang").unwrap();
+    let en_browser = Browser {
+        cookie: format!("{}; tg_lang={lang}", v.cookie),
+        csrf: v.csrf.clone(),
+    };
+    let en = e.get(Some(&en_browser), "/").await;
+    assert!(
+        en.body.contains("Fleet") && en.body.contains("lang=\"en\""),
+        "{}",
+        en.body
+    );
+    // An open redirect through the switch is not possible.
+    let evil = e.get(Some(&v), "/lang/en?next=//evil.example/").await;
+    assert_eq!(evil.location(), "/");
+}
