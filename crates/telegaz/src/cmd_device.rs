@@ -56,6 +56,9 @@ pub enum DeviceCommand {
         /// Hour (0-23) at which the device's gas day starts.
         #[arg(long, value_name = "H", value_parser = clap::value_parser!(i8).range(0..=23))]
         contract_hour: Option<i8>,
+        /// Free text for people: site, address (shown in the web UI and on reports).
+        #[arg(long, value_name = "TEXT")]
+        title: Option<String>,
     },
 }
 
@@ -228,11 +231,17 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
             allow_any,
             tz,
             contract_hour,
+            title,
         } => {
             let device = find(db, &name).await?;
-            if allow.is_empty() && !allow_any && tz.is_none() && contract_hour.is_none() {
+            if allow.is_empty()
+                && !allow_any
+                && tz.is_none()
+                && contract_hour.is_none()
+                && title.is_none()
+            {
                 bail!(
-                    "nothing to change: give --allow CIDR (repeatable), --allow-any, --tz ZONE or --contract-hour H"
+                    "nothing to change: give --allow CIDR (repeatable), --allow-any, --tz ZONE, --contract-hour H or --title TEXT"
                 );
             }
             if let Some(zone) = &tz {
@@ -252,6 +261,7 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
                         allowed_networks: networks.clone(),
                         time_zone: tz.clone(),
                         contract_hour,
+                        title: title.clone(),
                         ..Default::default()
                     },
                 )
@@ -272,6 +282,10 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
                 );
                 audit(db, &device, desc.clone()).await?;
                 println!("{}: {desc}.", device.name);
+            }
+            if title.is_some() {
+                audit(db, &device, "title changed".into()).await?;
+                println!("{}: title set.", device.name);
             }
         }
     }
