@@ -133,19 +133,21 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("to", "По", "To"),
 ];
 
-fn table() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
-    static TABLE: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
-    TABLE.get_or_init(|| PHRASES.iter().map(|(k, ru, en)| (*k, (*ru, *en))).collect())
+/// Every phrase: the common table, then each page module's own.
+fn all_phrases() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    PHRASES
+        .iter()
+        .chain(crate::pages::MODULE_PHRASES.iter().flat_map(|t| t.iter()))
 }
 
-/// Extra phrases registered by page modules: (key, Russian, English).
+fn table() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
+    static TABLE: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
+    TABLE.get_or_init(|| all_phrases().map(|(k, ru, en)| (*k, (*ru, *en))).collect())
+}
+
+/// A phrase in a language.
 pub(crate) fn lookup(lang: Lang, key: &str) -> &'static str {
-    let found = table().get(key).copied().or_else(|| {
-        crate::pages::PHRASES
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, ru, en)| (*ru, *en))
-    });
+    let found = table().get(key).copied();
     match (found, lang) {
         (Some((ru, _)), Lang::Ru) => ru,
         (Some((_, en)), Lang::En) => en,
@@ -157,7 +159,7 @@ pub(crate) fn lookup(lang: Lang, key: &str) -> &'static str {
 /// Whether a key is known (for the template test).
 #[cfg(test)]
 pub(crate) fn known(key: &str) -> bool {
-    table().contains_key(key) || crate::pages::PHRASES.iter().any(|(k, _, _)| *k == key)
+    table().contains_key(key)
 }
 
 #[cfg(test)]
@@ -194,7 +196,7 @@ mod tests {
     #[test]
     fn keys_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for (k, _, _) in PHRASES.iter().chain(crate::pages::PHRASES.iter()) {
+        for (k, _, _) in all_phrases() {
             assert!(seen.insert(*k), "duplicate phrase key {k}");
         }
     }

@@ -1,5 +1,6 @@
 //! Server-rendered pages. Each module owns its routes, templates and phrases.
 
+pub(crate) mod device;
 pub(crate) mod fleet;
 
 use askama::Template;
@@ -16,6 +17,10 @@ use crate::i18n::{Lang, lookup};
 
 /// Phrases of the page modules: (key, Russian, English).
 pub(crate) const PHRASES: &[(&str, &str, &str)] = &[];
+
+/// Every page module's phrase table (each module may keep its own); the
+/// language lookup searches them all after the common table.
+pub(crate) const MODULE_PHRASES: &[&[(&str, &str, &str)]] = &[PHRASES, device::PHRASES];
 
 /// What every page's frame needs.
 pub(crate) struct Common {
@@ -172,4 +177,5 @@ pub(crate) fn routes() -> Router<Ctx> {
             }),
         )
         .merge(fleet::routes())
+        .merge(device::routes())
 }
