@@ -133,17 +133,16 @@ const PHRASES: &[(&str, &str, &str)] = &[
     ("to", "По", "To"),
 ];
 
-/// The common phrases and every page module's, in one map.
+/// Every phrase: the common table, then each page module's own.
+fn all_phrases() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    PHRASES
+        .iter()
+        .chain(crate::pages::MODULE_PHRASES.iter().flat_map(|t| t.iter()))
+}
+
 fn table() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
     static TABLE: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let pages = crate::pages::PHRASE_TABLES.iter().flat_map(|t| t.iter());
-        PHRASES
-            .iter()
-            .chain(pages)
-            .map(|(k, ru, en)| (*k, (*ru, *en)))
-            .collect()
-    })
+    TABLE.get_or_init(|| all_phrases().map(|(k, ru, en)| (*k, (*ru, *en))).collect())
 }
 
 /// A phrase in a language.
@@ -197,8 +196,7 @@ mod tests {
     #[test]
     fn keys_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        let pages = crate::pages::PHRASE_TABLES.iter().flat_map(|t| t.iter());
-        for (k, _, _) in PHRASES.iter().chain(pages) {
+        for (k, _, _) in all_phrases() {
             assert!(seen.insert(*k), "duplicate phrase key {k}");
         }
     }

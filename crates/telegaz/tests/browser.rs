@@ -37,7 +37,8 @@ fn upload_id(uploads: &[Value], name: &str) -> i64 {
 
 #[test]
 fn the_web_ui_works_in_chromium() {
-    let chromium = std::env::var("TELEGAZ_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium =
+        std::env::var("TELEGAZ_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
         "Chromium is needed for the browser test: apt-get install chromium (.ci/run does)"
@@ -53,15 +54,35 @@ fn the_web_ui_works_in_chromium() {
 
     let s = Server::start();
     let password = "engineer-password-1";
-    ok(s.cli(&["user", "add", "engineer", "--role", "admin", "--password", password]));
+    ok(s.cli(&[
+        "user",
+        "add",
+        "engineer",
+        "--role",
+        "admin",
+        "--password",
+        password,
+    ]));
     for d in ["unit-a", "unit-b", "unit-c"] {
         ok(s.cli(&["device", "add", d, "--password", "device-password-1"]));
     }
-    ok(s.cli(&["device", "set", "unit-b", "--title", "<script>alert(1)</script>"]));
+    ok(s.cli(&[
+        "device",
+        "set",
+        "unit-b",
+        "--title",
+        "<script>alert(1)</script>",
+    ]));
 
     let lis = sample("lis200/tc220_interval_3days.txt");
     let csv = sample("csv/export_cp1251.csv");
-    ok(s.cli(&["import", "--device", "unit-a", lis.to_str().unwrap(), csv.to_str().unwrap()]));
+    ok(s.cli(&[
+        "import",
+        "--device",
+        "unit-a",
+        lis.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    ]));
     let tmp = tempfile::tempdir().unwrap();
     let mut hostile: Vec<u8> = (0u8..32).collect();
     hostile.extend_from_slice(b"<script>alert(3)</script>\n");
@@ -108,6 +129,10 @@ fn the_web_ui_works_in_chromium() {
         String::from_utf8_lossy(&run.stderr)
     );
     println!("{report}");
-    assert!(run.status.success(), "browser checks failed:\n{report}\nscreenshots: {}", out.display());
+    assert!(
+        run.status.success(),
+        "browser checks failed:\n{report}\nscreenshots: {}",
+        out.display()
+    );
     assert!(out.join("01-fleet.png").exists() && out.join("03-sheet.pdf").exists());
 }

@@ -1,6 +1,7 @@
 //! Server-rendered pages. Each module owns its routes, templates and phrases.
 
 pub(crate) mod audit;
+pub(crate) mod device;
 pub(crate) mod fleet;
 pub(crate) mod profiles;
 pub(crate) mod registry;
@@ -20,14 +21,16 @@ use crate::auth::Auth;
 use crate::error::WebError;
 use crate::i18n::{Lang, lookup};
 
-/// Phrases of the page modules, each module's own table: (key, Russian, English).
-pub(crate) const PHRASE_TABLES: &[&[(&str, &str, &str)]] = &[
+/// Every page module's phrase table (key, Russian, English); the language
+/// lookup searches them all after the common table.
+pub(crate) const MODULE_PHRASES: &[&[(&str, &str, &str)]] = &[
     uploads::PHRASES,
     registry::PHRASES,
     audit::PHRASES,
     users::PHRASES,
     reports::PHRASES,
     profiles::PHRASES,
+    device::PHRASES,
 ];
 
 /// What every page's frame needs.
@@ -191,4 +194,5 @@ pub(crate) fn routes() -> Router<Ctx> {
         .merge(users::routes())
         .merge(reports::routes())
         .merge(profiles::routes())
+        .merge(device::routes())
 }
