@@ -88,18 +88,25 @@ fn the_web_ui_works_in_chromium() {
     hostile.extend_from_slice(b"<script>alert(3)</script>\n");
     let hostile_path = tmp.path().join("hostile.bin");
     std::fs::write(&hostile_path, &hostile).unwrap();
-    let (text, _, _) = encoding_rs::WINDOWS_1251.decode(&std::fs::read(&csv).unwrap());
+    let original = std::fs::read(&csv).unwrap();
+    let (text, _, _) = encoding_rs::WINDOWS_1251.decode(&original);
     let tabs_path = tmp.path().join("export-tabs.csv");
     std::fs::write(&tabs_path, text.replace(';', "\t")).unwrap();
     // Neither is understood: both are kept in quarantine (import says so and exits 1).
-    let _ = s.cli(&[
-        "import",
-        "--device",
-        "unit-b",
-        hostile_path.to_str().unwrap(),
-        tabs_path.to_str().unwrap(),
-    ]);
+    let import = Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(&s.dir)
+        .args(["import", "--device", "unit-b"])
+        .arg(&hostile_path)
+        .arg(&tabs_path)
+        .output()
+        .unwrap();
+    assert_eq!(import.status.code(), Some(1), "{import:?}");
     let uploads = s.uploads();
+    let devices = String::from_utf8(s.cli(&["device", "list", "--json"]).stdout)
+        .unwrap()
+        .lines()
+        .count();
 
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/ui_test.py");
@@ -109,7 +116,7 @@ fn the_web_ui_works_in_chromium() {
         "password": password,
         "out": out,
         "chromium": chromium,
-        "units": 3,
+        "units": devices,
         "device": "unit-a",
         "from": "2026-01-13",
         "to": "2026-01-17",

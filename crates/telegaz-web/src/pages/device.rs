@@ -79,7 +79,11 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("no_gaps", "пропусков нет", "no gaps"),
     ("to_report", "Отчёт по устройству", "Report for this device"),
     ("config_sheet", "Карта настройки", "Configuration sheet"),
-    ("edit_in_registry", "Изменить в реестре", "Edit in the registry"),
+    (
+        "edit_in_registry",
+        "Изменить в реестре",
+        "Edit in the registry",
+    ),
     (
         "hourly_paged",
         "Таблица разбита на страницы по 168 часов (неделя).",
