@@ -109,6 +109,10 @@ pub(crate) struct Identity {
     pub via: Via,
 }
 
+/// Marks a request to the REST API (its path began with `/api/`).
+#[derive(Clone, Copy)]
+pub(crate) struct ApiCall;
+
 /// The page language, resolved once per request.
 #[derive(Clone, Copy)]
 pub(crate) struct PageLang(pub Lang);
@@ -233,6 +237,9 @@ pub(crate) async fn csrf_guard(State(ctx): State<Ctx>, request: Request, next: N
         }
     }
     request.extensions_mut().insert(PageLang(lang));
+    if api {
+        request.extensions_mut().insert(ApiCall);
+    }
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
     }
@@ -297,6 +304,9 @@ impl FromRequestParts<Ctx> for Auth {
             .get::<PageLang>()
             .map(|l| l.0)
             .unwrap_or_default();
+        // Inside the nested `/api/v1` router the URI has lost its prefix;
+        // the guard marked the request while it still had it.
+        let api = parts.extensions.get::<ApiCall>().is_some() || is_api(parts.uri.path());
         match parts.extensions.get::<Identity>() {
             Some(identity) => Ok(Auth {
                 user: identity.user.clone(),
@@ -304,7 +314,7 @@ impl FromRequestParts<Ctx> for Auth {
                 lang,
             }),
             None => Err(AuthRejection {
-                api: is_api(parts.uri.path()),
+                api,
                 target: parts
                     .uri
                     .path_and_query()

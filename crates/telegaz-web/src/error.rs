@@ -23,6 +23,9 @@ pub(crate) enum WebError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// Understood, but it cannot be done (e.g. a report of a period without data).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,6 +54,7 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,7 +79,9 @@ impl WebError {
         let title = match &self {
             WebError::Forbidden | WebError::Csrf => lookup(lang, "forbidden"),
             WebError::NotFound(_) => lookup(lang, "not_found"),
-            WebError::BadRequest(_) | WebError::Conflict(_) => lookup(lang, "bad_request"),
+            WebError::BadRequest(_) | WebError::Conflict(_) | WebError::Unprocessable(_) => {
+                lookup(lang, "bad_request")
+            }
             _ => lookup(lang, "error"),
         };
         let body = crate::pages::render_error(lang, status.as_u16(), title, &message)

@@ -7,6 +7,9 @@
 //! CSRF token (checked in one middleware, so no handler can forget it); the
 //! REST API also takes bearer tokens.
 
+// The OpenAPI document is one big `json!` literal.
+#![recursion_limit = "512"]
+
 mod api;
 mod auth;
 mod chart;

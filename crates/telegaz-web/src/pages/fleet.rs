@@ -69,7 +69,7 @@ impl UnitState {
         }
     }
 
-    fn parse(s: &str) -> Option<UnitState> {
+    pub(crate) fn parse(s: &str) -> Option<UnitState> {
         UnitState::ALL.into_iter().find(|x| x.code() == s)
     }
 }
