@@ -15,8 +15,8 @@ mod data;
 mod devices;
 mod fleet;
 pub(crate) mod openapi;
-mod reports;
-mod uploads;
+pub(crate) mod reports;
+pub(crate) mod uploads;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;

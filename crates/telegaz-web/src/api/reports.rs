@@ -170,8 +170,14 @@ pub(crate) async fn report(
     State(ctx): State<Ctx>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let r = parse_request(query.as_deref(), true)?;
-    let data = load(&ctx, &r).await?;
+    make_report(&ctx, query.as_deref()).await
+}
+
+/// A report file from a query string (`device=…&period=…&rows=…&format=…`),
+/// for the API and for the web UI's download link alike.
+pub(crate) async fn make_report(ctx: &Ctx, query: Option<&str>) -> ApiResult<Response> {
+    let r = parse_request(query, true)?;
+    let data = load(ctx, &r).await?;
     let report = telegaz_reports::build(&data, &r.period, r.rows, jiff::Timestamp::now())
         .map_err(report_error)?;
     let bytes = match r.format {
@@ -188,7 +194,7 @@ pub(crate) async fn report(
         if inline { "inline" } else { "attachment" },
         file_name(&r.period, r.format)
     );
-    Ok((
+    let mut response = (
         [
             (
                 header::CONTENT_TYPE,
@@ -202,7 +208,29 @@ pub(crate) async fn report(
         ],
         bytes,
     )
-        .into_response())
+        .into_response();
+    if r.format == Format::Html {
+        // The printable page carries its stylesheet inline and no script at all.
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        );
+    }
+    Ok(response)
+}
+
+/// The completeness of the devices' gas days in the period of a query string.
+pub(crate) async fn completeness_days(
+    ctx: &Ctx,
+    query: Option<&str>,
+) -> ApiResult<(Period, Vec<telegaz_reports::DayCompleteness>)> {
+    let r = parse_request(query, false)?;
+    let data = load(ctx, &r).await?;
+    let days = telegaz_reports::completeness(&data, &r.period, jiff::Timestamp::now())
+        .map_err(report_error)?;
+    Ok((r.period, days))
 }
 
 /// `GET /completeness`.
@@ -210,11 +238,6 @@ pub(crate) async fn completeness(
     State(ctx): State<Ctx>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let r = parse_request(query.as_deref(), false)?;
-    let data = load(&ctx, &r).await?;
-    let days = telegaz_reports::completeness(&data, &r.period, jiff::Timestamp::now())
-        .map_err(report_error)?;
-    Ok(Json(
-        json!({ "period": r.period.to_string(), "days": days }),
-    ))
+    let (period, days) = completeness_days(&ctx, query.as_deref()).await?;
+    Ok(Json(json!({ "period": period.to_string(), "days": days })))
 }

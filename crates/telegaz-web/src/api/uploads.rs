@@ -4,19 +4,17 @@ use std::fmt::Write as _;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use telegaz_domain::{AuditKind, IngestState, NewAuditEvent, Upload, UploadId, UploadStatus};
+use telegaz_domain::{IngestState, Upload, UploadId, UploadStatus};
 use telegaz_store::UploadFilter;
-use tokio::io::AsyncReadExt;
 
 use super::{ApiError, ApiPath, ApiQuery, ApiResult, bad_request, find_device, limit};
 use crate::Ctx;
 use crate::auth::Auth;
 use crate::error::WebError;
-use telegaz_domain::Role;
 
 #[derive(Deserialize)]
 pub(crate) struct UploadsQuery {
@@ -113,33 +111,7 @@ pub(crate) fn disposition(id: UploadId, original: &str) -> HeaderValue {
 /// `GET /uploads/{id}/raw`: the bytes exactly as received.
 pub(crate) async fn raw(State(ctx): State<Ctx>, ApiPath(id): ApiPath<i64>) -> ApiResult<Response> {
     let upload = find(&ctx, id).await?;
-    let sha = upload.sha256.ok_or_else(|| {
-        ApiError(WebError::NotFound(format!(
-            "the bytes of upload #{id} (it has not finished arriving)"
-        )))
-    })?;
-    let mut file = ctx.spool.open_object(&sha).await.map_err(|e| {
-        tracing::error!(upload = id, error = %e, "the spool file of an upload cannot be opened");
-        ApiError(WebError::Internal(e.to_string()))
-    })?;
-    let mut bytes = Vec::with_capacity(usize::try_from(upload.size).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .await
-        .map_err(|e| ApiError(WebError::Internal(format!("reading upload #{id}: {e}"))))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                disposition(upload.id, &upload.original_name),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(crate::pages::uploads::stream_upload(&ctx, &upload).await?)
 }
 
 /// `POST /uploads/{id}/reparse`: queue the upload for ingest again.
@@ -148,31 +120,8 @@ pub(crate) async fn reparse(
     auth: Auth,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Response> {
-    // The route layer checked it already; say it here too.
-    auth.require(Role::Operator)?;
     let upload = find(&ctx, id).await?;
-    if upload.status != UploadStatus::Complete || upload.device_id.is_none() {
-        return Err(ApiError(WebError::Conflict(format!(
-            "upload #{id} is {}{}: only complete uploads of a known device are parsed",
-            upload.status,
-            if upload.device_id.is_none() {
-                " and of no known device"
-            } else {
-                ""
-            }
-        ))));
-    }
-    ctx.db.enqueue_ingest(upload.id).await?;
-    let mut e = NewAuditEvent::new(AuditKind::ReparseRequested, "ok");
-    e.device_id = upload.device_id;
-    e.upload_id = Some(upload.id);
-    e.login = Some(auth.user.name.to_string());
-    e.detail = format!(
-        "re-parse of upload #{id} requested by {} via the API",
-        auth.user.name
-    );
-    ctx.db.insert_audit(&[e]).await?;
-    tracing::info!(upload = id, user = %auth.user.name, "re-parse requested through the API");
+    crate::pages::uploads::requeue(&ctx, &auth, &upload, "the API").await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "upload_id": upload.id, "ingest": "pending" })),

@@ -67,7 +67,6 @@ impl Common {
     }
 
     // For the templates of the pages that change things (none yet).
-    #[allow(dead_code)]
     pub fn can_change(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.role.can_change())
     }

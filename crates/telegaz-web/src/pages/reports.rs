@@ -5,12 +5,10 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
-use telegaz_delivery::LoadError;
-use telegaz_reports::{DayCompleteness, Period, ReportError, Rows};
+use telegaz_reports::DayCompleteness;
 use telegaz_store::{DeliveryFilter, DeliveryRecord};
 
 use super::{Common, html};
@@ -60,172 +58,6 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The formats a report can be made in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Csv,
-    Csv1251,
-    Xlsx,
-    Json,
-    Html,
-}
-
-impl Format {
-    pub(crate) fn parse(s: &str) -> Result<Format, WebError> {
-        match s {
-            "csv" => Ok(Format::Csv),
-            "csv-1251" => Ok(Format::Csv1251),
-            "xlsx" => Ok(Format::Xlsx),
-            "json" => Ok(Format::Json),
-            "html" | "" => Ok(Format::Html),
-            other => Err(WebError::BadRequest(format!(
-                "unknown format {other:?}: use csv, csv-1251, xlsx, json or html"
-            ))),
-        }
-    }
-}
-
-pub(crate) fn report_error(e: ReportError) -> WebError {
-    match e {
-        ReportError::NoData { .. } => WebError::NotFound(e.to_string()),
-        ReportError::BadDevice { .. } | ReportError::Overflow { .. } => {
-            WebError::Conflict(e.to_string())
-        }
-        other => WebError::BadRequest(other.to_string()),
-    }
-}
-
-fn load_error(e: LoadError) -> WebError {
-    match e {
-        LoadError::NoDevice(_) => WebError::NotFound(e.to_string()),
-        LoadError::Store(s) => s.into(),
-        other => WebError::BadRequest(other.to_string()),
-    }
-}
-
-/// Device names from a form or query: repeated, comma- or line-separated.
-pub(crate) fn device_list(items: &[String]) -> Vec<String> {
-    items
-        .iter()
-        .flat_map(|s| s.split([',', '\n', ' ', ';']))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A finished report file.
-pub(crate) struct ReportFile {
-    pub content_type: &'static str,
-    pub file_name: String,
-    pub bytes: Vec<u8>,
-}
-
-/// Build a report exactly as `telegaz report` does.
-pub(crate) async fn produce(
-    ctx: &Ctx,
-    devices: &[String],
-    period: &str,
-    rows: &str,
-    format: Format,
-) -> Result<ReportFile, WebError> {
-    if devices.is_empty() {
-        return Err(report_error(ReportError::NoDevices));
-    }
-    let period: Period = period.trim().parse().map_err(report_error)?;
-    let rows = match rows {
-        "hourly" => Rows::Hourly,
-        "daily" | "" => Rows::Daily,
-        other => {
-            return Err(WebError::BadRequest(format!(
-                "unknown rows {other:?}: use hourly or daily"
-            )));
-        }
-    };
-    let (first, last) = period.gas_days().map_err(report_error)?;
-    let data = telegaz_delivery::load_report_data(&*ctx.db, devices, first, last)
-        .await
-        .map_err(load_error)?;
-    let report = telegaz_reports::build(&data, &period, rows, jiff::Timestamp::now())
-        .map_err(report_error)?;
-    use telegaz_reports::render;
-    let stem = format!("telegaz-{}-{}", devices.join("+"), period)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>();
-    let (content_type, ext, bytes) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "csv", render::csv_utf8(&report)),
-        Format::Csv1251 => (
-            "text/csv; charset=windows-1251",
-            "csv",
-            render::csv_1251(&report),
-        ),
-        Format::Xlsx => (
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-            render::xlsx(&report).map_err(|e| WebError::Internal(e.to_string()))?,
-        ),
-        Format::Json => ("application/json", "json", render::json(&report)),
-        Format::Html => (
-            "text/html; charset=utf-8",
-            "html",
-            render::html(&report).into_bytes(),
-        ),
-    };
-    Ok(ReportFile {
-        content_type,
-        file_name: format!("{stem}.{ext}"),
-        bytes,
-    })
-}
-
-impl ReportFile {
-    pub(crate) fn into_response(self, inline: bool) -> Response {
-        let mut response = self.bytes.into_response();
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(self.content_type),
-        );
-        let disposition = if inline { "inline" } else { "attachment" };
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("{disposition}; filename=\"{}\"", self.file_name))
-        {
-            h.insert(header::CONTENT_DISPOSITION, v);
-        }
-        if inline {
-            // The printable page carries its own stylesheet inline and no script.
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-                ),
-            );
-        }
-        response
-    }
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct ReportQuery {
-    #[serde(default)]
-    device: Vec<String>,
-    #[serde(default)]
-    period: String,
-    #[serde(default)]
-    rows: String,
-    #[serde(default)]
-    format: String,
-    #[serde(default)]
-    completeness: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "reports.html")]
 struct ReportsPage {
@@ -251,31 +83,43 @@ async fn page(
     uri: axum::http::Uri,
     raw: axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    let q: ReportQuery = match raw.0.as_deref() {
-        Some(text) => serde_urlencoded::from_str::<Vec<(String, String)>>(text)
-            .map(query_from_pairs)
-            .map_err(|e| WebError::BadRequest(e.to_string()))?,
-        None => ReportQuery::default(),
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.0.as_deref().unwrap_or(""))
+            .map_err(|e| WebError::BadRequest(format!("bad query string: {e}")))?;
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     };
-    let chosen = device_list(&q.device);
+    let chosen: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "device")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let asked_completeness = pairs.iter().any(|(k, _)| k == "completeness");
     let moscow = jiff::tz::TimeZone::get("Europe/Moscow").unwrap_or(jiff::tz::TimeZone::UTC);
-    let default_period = moscow
-        .to_datetime(jiff::Timestamp::now())
-        .strftime("month:%Y-%m")
-        .to_string();
-    let period = if q.period.is_empty() {
-        default_period
-    } else {
-        q.period.clone()
+    let period = match get("period") {
+        p if p.is_empty() => moscow
+            .to_datetime(jiff::Timestamp::now())
+            .strftime("month:%Y-%m")
+            .to_string(),
+        p => p,
     };
-    let asked_completeness = q.completeness.is_some();
     let days = if asked_completeness {
-        let p: Period = period.trim().parse().map_err(report_error)?;
-        let (first, last) = p.gas_days().map_err(report_error)?;
-        let data = telegaz_delivery::load_report_data(&*ctx.db, &chosen, first, last)
+        let query = serde_urlencoded::to_string(
+            chosen
+                .iter()
+                .map(|d| ("device", d.as_str()))
+                .chain([("period", period.as_str())])
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| WebError::BadRequest(e.to_string()))?;
+        crate::api::reports::completeness_days(&ctx, Some(&query))
             .await
-            .map_err(load_error)?;
-        telegaz_reports::completeness(&data, &p, jiff::Timestamp::now()).map_err(report_error)?
+            .map_err(|e| e.0)?
+            .1
     } else {
         Vec::new()
     };
@@ -290,61 +134,22 @@ async fn page(
             .collect(),
         chosen,
         period,
-        rows: q.rows,
-        format: q.format,
+        rows: get("rows"),
+        format: get("format"),
         days,
         asked_completeness,
     })
 }
 
-/// Repeated `device=` keys, which serde_urlencoded cannot put in a Vec itself.
-fn query_from_pairs(pairs: Vec<(String, String)>) -> ReportQuery {
-    let mut q = ReportQuery::default();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "device" => q.device.push(v),
-            "period" => q.period = v,
-            "rows" => q.rows = v,
-            "format" => q.format = v,
-            "completeness" => q.completeness = Some(v),
-            _ => {}
-        }
-    }
-    q
-}
-
-pub(crate) fn parse_query(raw: Option<&str>) -> Result<ReportQueryPublic, WebError> {
-    let q = match raw {
-        Some(text) => serde_urlencoded::from_str::<Vec<(String, String)>>(text)
-            .map(query_from_pairs)
-            .map_err(|e| WebError::BadRequest(e.to_string()))?,
-        None => ReportQuery::default(),
-    };
-    Ok(ReportQueryPublic {
-        devices: device_list(&q.device),
-        period: q.period,
-        rows: q.rows,
-        format: q.format,
-    })
-}
-
-/// A report request as the download route and the API read it.
-pub(crate) struct ReportQueryPublic {
-    pub devices: Vec<String>,
-    pub period: String,
-    pub rows: String,
-    pub format: String,
-}
-
+/// The report file; errors as a page (the API answers them in JSON).
 async fn download(
     State(ctx): State<Ctx>,
     _auth: Auth,
     raw: axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    let q = parse_query(raw.0.as_deref())?;
-    let format = Format::parse(&q.format)?;
-    let file = produce(&ctx, &q.devices, &q.period, &q.rows, format).await?;
-    Ok(file.into_response(format == Format::Html))
+    crate::api::reports::make_report(&ctx, raw.0.as_deref())
+        .await
+        .map_err(|e| e.0)
 }
 
 #[derive(Deserialize, Default)]

@@ -397,42 +397,19 @@ async fn detail(
     })
 }
 
-/// A file name safe for a header: the server-made one, plus the original as
-/// RFC 5987 `filename*` (percent-encoded, so nothing can break the header).
-pub(crate) fn content_disposition(u: &Upload) -> HeaderValue {
-    let original: String = u
-        .original_name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    HeaderValue::from_str(&format!(
-        "attachment; filename=\"upload-{}.bin\"; filename*=UTF-8''{original}",
-        u.id.0
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
-}
-
-async fn download(
-    State(ctx): State<Ctx>,
-    _auth: Auth,
-    Path(id): Path<i64>,
-) -> Result<Response, WebError> {
-    let u = load(&ctx, id).await?;
+/// The original bytes of an upload, streamed in 64 KiB pieces (a large file
+/// never sits in memory whole), under a header that names it safely.
+pub(crate) async fn stream_upload(ctx: &Ctx, u: &Upload) -> Result<Response, WebError> {
+    let id = u.id.0;
     let Some(sha) = &u.sha256 else {
-        return Err(WebError::NotFound(format!("the content of upload #{id}")));
+        return Err(WebError::NotFound(format!(
+            "the bytes of upload #{id} (it has not finished arriving)"
+        )));
     };
-    let file = ctx
-        .spool
-        .open_object(sha)
-        .await
-        .map_err(|e| WebError::Internal(format!("opening upload #{id}: {e}")))?;
-    // Streamed in 64 KiB pieces: a large file never sits in memory whole.
+    let file = ctx.spool.open_object(sha).await.map_err(|e| {
+        tracing::error!(upload = id, error = %e, "the spool file of an upload cannot be opened");
+        WebError::Internal(format!("opening upload #{id}: {e}"))
+    })?;
     let stream = futures::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -451,11 +428,52 @@ async fn download(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    h.insert(header::CONTENT_DISPOSITION, content_disposition(&u));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        crate::api::uploads::disposition(u.id, &u.original_name),
+    );
     if let Ok(v) = HeaderValue::from_str(&u.size.to_string()) {
         h.insert(header::CONTENT_LENGTH, v);
     }
     Ok(response)
+}
+
+async fn download(
+    State(ctx): State<Ctx>,
+    _auth: Auth,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let u = load(&ctx, id).await?;
+    stream_upload(&ctx, &u).await
+}
+
+/// Queue an upload for parsing again, audited with who asked and how.
+pub(crate) async fn requeue(ctx: &Ctx, auth: &Auth, u: &Upload, via: &str) -> Result<(), WebError> {
+    auth.require(Role::Operator)?;
+    let id = u.id.0;
+    if u.status != telegaz_domain::UploadStatus::Complete || u.device_id.is_none() {
+        return Err(WebError::Conflict(format!(
+            "upload #{id} is {}{}: only complete uploads of a known device are parsed",
+            u.status,
+            if u.device_id.is_none() {
+                " and of no known device"
+            } else {
+                ""
+            }
+        )));
+    }
+    ctx.db.enqueue_ingest(u.id).await?;
+    let mut e = NewAuditEvent::new(AuditKind::ReparseRequested, "queued");
+    e.upload_id = Some(u.id);
+    e.device_id = u.device_id;
+    e.login = Some(auth.user.name.to_string());
+    e.detail = format!(
+        "re-parse of upload #{id} requested by {} via {via}",
+        auth.user.name
+    );
+    ctx.db.insert_audit(&[e]).await?;
+    tracing::info!(upload = id, user = %auth.user.name, via, "re-parse requested");
+    Ok(())
 }
 
 async fn reparse(
@@ -465,19 +483,7 @@ async fn reparse(
 ) -> Result<Response, WebError> {
     auth.require(Role::Operator)?;
     let u = load(&ctx, id).await?;
-    if u.ingest.is_none() {
-        return Err(WebError::BadRequest(format!(
-            "upload #{id} is {} and is not parsed; only complete uploads are",
-            u.status.as_str()
-        )));
-    }
-    ctx.db.enqueue_ingest(u.id).await?;
-    let mut e = NewAuditEvent::new(AuditKind::ReparseRequested, "queued");
-    e.upload_id = Some(u.id);
-    e.device_id = u.device_id;
-    e.login = Some(auth.user.name.to_string());
-    e.detail = format!("web: upload #{id} queued again by {}", auth.user.name);
-    ctx.db.insert_audit(&[e]).await?;
+    requeue(&ctx, &auth, &u, "the web UI").await?;
     Ok(Redirect::to(&format!("/uploads/{id}?queued=1")).into_response())
 }
 
