@@ -991,3 +991,181 @@ async fn pages_switch_to_english_and_back() {
     let evil = e.get(Some(&v), "/lang/en?next=//evil.example/").await;
     assert_eq!(evil.location(), "/");
 }
+
+#[tokio::test]
+async fn reports_come_from_the_browser_in_every_format_with_missing_hours() {
+    let e = env().await;
+    e.device("unit-1").await;
+    e.upload(
+        "unit-1",
+        "a.txt",
+        &sample("lis200/tc220_interval_3days.txt"),
+    )
+    .await;
+    let v = e.as_role("viewer", Role::Viewer).await;
+    let form = e.get(Some(&v), "/reports").await;
+    assert!(
+        form.body.contains("<option value=\"unit-1\""),
+        "the device is offered"
+    );
+    let base = "/reports/download?device=unit-1&period=range:2026-01-14..2026-01-16";
+    let html = e.get(Some(&v), &format!("{base}&format=html")).await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(
+        html.body.contains("560,8892") || html.body.contains("560.8892"),
+        "the gas-day volume"
+    );
+    let csp = html
+        .headers
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script"),
+        "{csp}"
+    );
+    let csv = e
+        .get(Some(&v), &format!("{base}&format=csv-1251&rows=hourly"))
+        .await;
+    assert_eq!(
+        csv.headers.get(header::CONTENT_TYPE).unwrap(),
+        "text/csv; charset=windows-1251"
+    );
+    let (decoded, _, bad) = encoding_rs::WINDOWS_1251.decode(&csv.bytes);
+    assert!(
+        !bad && decoded.contains(';') && decoded.contains("38,3431"),
+        "{decoded}"
+    );
+    let xlsx = e.get(Some(&v), &format!("{base}&format=xlsx")).await;
+    assert!(xlsx.bytes.starts_with(b"PK"), "an XLSX (zip) file");
+    // A period without data is refused with a message, not an empty file.
+    let none = e
+        .get(
+            Some(&v),
+            "/reports/download?device=unit-1&period=month:2020-01&format=csv",
+        )
+        .await;
+    assert!(none.status.is_client_error(), "{}", none.status);
+    assert!(none.body.contains("no readings"), "{}", none.body);
+    let unknown = e
+        .get(
+            Some(&v),
+            "/reports/download?device=nope&period=month:2026-01",
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // Missing hours, to ask the unit to send them again.
+    let missing = e
+        .get(
+            Some(&v),
+            "/reports?device=unit-1&period=range:2026-01-13..2026-01-14&completeness=1",
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::OK, "{}", missing.body);
+    assert!(missing.body.contains("id=\"completeness\""));
+    assert!(missing.body.contains("13.01 11:00"), "{}", missing.body);
+}
+
+#[tokio::test]
+async fn failed_deliveries_and_their_errors_are_visible() {
+    let e = env().await;
+    let day: jiff::civil::Date = "2026-01-14".parse().unwrap();
+    let now = Timestamp::now();
+    e.db()
+        .ensure_delivery("daily-to-gorgaz", day, now)
+        .await
+        .unwrap();
+    e.db()
+        .claim_delivery("daily-to-gorgaz", day, now, now, true)
+        .await
+        .unwrap();
+    e.db()
+        .finish_delivery(
+            "daily-to-gorgaz",
+            day,
+            now,
+            &telegaz_store::DeliveryOutcome::Failed {
+                error: "550 mailbox <x@y> unavailable".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let v = e.as_role("viewer", Role::Viewer).await;
+    let page = e.get(Some(&v), "/deliveries").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("class=\"delivery-failed\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("550 mailbox &#60;x@y&#62; unavailable"),
+        "the error, escaped"
+    );
+}
+
+#[tokio::test]
+async fn own_password_change_needs_the_current_one_and_tokens_can_be_revoked() {
+    let e = env().await;
+    let pw = e.user("сидоров", Role::Viewer).await;
+    let b = e.sign_in("сидоров", &pw).await.ok().unwrap();
+    let wrong = e
+        .post(
+            Some(&b),
+            "/account/password",
+            &[("current", "nope"), ("new", "a-new-long-password")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let short = e
+        .post(
+            Some(&b),
+            "/account/password",
+            &[("current", &pw), ("new", "short")],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    let r = e
+        .post(Some(&b), "/account/tokens", &[("label", "script")])
+        .await;
+    let token = r
+        .body
+        .split("id=\"new-token\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    let hash = telegaz_web::token_sha256(&token);
+    let t = e
+        .db()
+        .user_by_api_token(&hash, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(t.is_some());
+    let me = e.db().user_by_name("сидоров").await.unwrap().unwrap();
+    let id = e.db().list_api_tokens(me.id).await.unwrap()[0].id;
+    let r = e
+        .post(Some(&b), &format!("/account/tokens/{id}/revoke"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        e.db()
+            .user_by_api_token(&hash, Timestamp::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The right current password: changed, and the session ends.
+    let ok = e
+        .post(
+            Some(&b),
+            "/account/password",
+            &[("current", &pw), ("new", "a-new-long-password")],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(e.get(Some(&b), "/").await.status, StatusCode::SEE_OTHER);
+    assert!(e.sign_in("сидоров", "a-new-long-password").await.is_ok());
+    assert!(e.sign_in("сидоров", &pw).await.is_err());
+}
