@@ -13,6 +13,7 @@
 mod api;
 mod auth;
 mod chart;
+mod devices;
 mod error;
 mod i18n;
 mod pages;

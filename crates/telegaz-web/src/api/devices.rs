@@ -8,21 +8,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use telegaz_auth::NetworkAllowList;
-use telegaz_domain::{AuditKind, Device, DeviceName, NewAuditEvent};
-use telegaz_store::{DeviceActivity, DeviceUpdate, NewDevice};
+use telegaz_domain::Device;
+use telegaz_store::DeviceActivity;
 
-use super::{ApiError, ApiJson, ApiPath, ApiResult, bad_request, find_device, local};
-use crate::Ctx;
+use super::{ApiJson, ApiPath, ApiResult, bad_request, find_device, local};
 use crate::auth::Auth;
-use crate::error::WebError;
 use crate::pages::fleet::{UnitState, unit_state};
-use telegaz_domain::Role;
-
-/// Longest title accepted (characters).
-const MAX_TITLE: usize = 500;
+use crate::{Ctx, devices};
 
 /// A device as the API shows it (never its password hash).
 #[derive(Debug, Serialize)]
@@ -94,81 +88,6 @@ pub(crate) async fn one(
     Ok(Json(with_state(&ctx, &d).await?))
 }
 
-fn check_title(title: &str) -> ApiResult<()> {
-    if title.chars().count() > MAX_TITLE {
-        return Err(bad_request(format!(
-            "the title is longer than {MAX_TITLE} characters"
-        )));
-    }
-    if title.chars().any(char::is_control) {
-        return Err(bad_request(
-            "the title may not contain control characters (line breaks, tabs)",
-        ));
-    }
-    Ok(())
-}
-
-fn check_networks(networks: &[String]) -> ApiResult<Vec<String>> {
-    NetworkAllowList::parse(networks)
-        .map(|n| n.to_strings())
-        .map_err(|e| bad_request(e.to_string()))
-}
-
-fn check_zone(zone: &str) -> ApiResult<()> {
-    jiff::tz::TimeZone::get(zone).map(|_| ()).map_err(|_| {
-        bad_request(format!(
-            "{zone:?} is not a time zone this system knows; use an IANA name such as Europe/Moscow"
-        ))
-    })
-}
-
-fn check_hour(hour: i64) -> ApiResult<i8> {
-    i8::try_from(hour)
-        .ok()
-        .filter(|h| (0..=23).contains(h))
-        .ok_or_else(|| bad_request(format!("contract_hour {hour} is not an hour (0..=23)")))
-}
-
-fn check_password(pw: Option<String>) -> ApiResult<(SecretString, bool)> {
-    match pw {
-        Some(pw) if pw.is_empty() => Err(bad_request(
-            "the password is empty; leave it out to have one generated",
-        )),
-        Some(pw) if pw.chars().count() > 128 => {
-            Err(bad_request("the password is longer than 128 characters"))
-        }
-        Some(pw) => Ok((SecretString::from(pw), false)),
-        None => Ok((telegaz_auth::generate_password(), true)),
-    }
-}
-
-async fn hash(pw: &SecretString) -> ApiResult<String> {
-    let pw = pw.clone();
-    tokio::task::spawn_blocking(move || telegaz_auth::hash_password(&pw))
-        .await
-        .map_err(|e| ApiError(WebError::Internal(format!("password hashing task: {e}"))))?
-        .map_err(|e| ApiError(WebError::Internal(format!("password hashing: {e}"))))
-}
-
-/// Record who changed what on a device.
-async fn audit(ctx: &Ctx, auth: &Auth, device: &Device, what: &str) -> ApiResult<()> {
-    let mut e = NewAuditEvent::new(AuditKind::DeviceChanged, "ok");
-    e.device_id = Some(device.id);
-    e.login = Some(device.login.to_string());
-    e.detail = format!("{what} (by {} via the API)", auth.user.name);
-    ctx.db.insert_audit(&[e]).await?;
-    tracing::info!(device = %device.name, user = %auth.user.name, change = %what, "device changed through the API");
-    Ok(())
-}
-
-fn networks_text(networks: &[String]) -> String {
-    if networks.is_empty() {
-        "any address".to_owned()
-    } else {
-        networks.join(", ")
-    }
-}
-
 /// `POST /devices`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,55 +106,24 @@ pub(crate) async fn create(
     auth: Auth,
     ApiJson(body): ApiJson<NewDeviceBody>,
 ) -> ApiResult<Response> {
-    // The route layer checked it already; say it here too.
-    auth.require(Role::Operator)?;
-    let name = DeviceName::parse(&body.name).map_err(|e| bad_request(e.to_string()))?;
-    let login = match &body.login {
-        Some(l) => DeviceName::parse(l).map_err(|e| bad_request(e.to_string()))?,
-        None => name.clone(),
-    };
-    if let Some(t) = &body.title {
-        check_title(t)?;
-    }
-    let networks = check_networks(body.allowed_networks.as_deref().unwrap_or(&[]))?;
-    if let Some(z) = &body.time_zone {
-        check_zone(z)?;
-    }
-    let contract_hour = body.contract_hour.map(check_hour).transpose()?;
-    let (password, generated) = check_password(body.password)?;
-    let device = ctx
-        .db
-        .create_device(NewDevice {
-            name,
-            login,
-            password_hash: hash(&password).await?,
-            allowed_networks: networks,
-        })
-        .await?;
-    let update = DeviceUpdate {
-        title: body.title.clone(),
-        time_zone: body.time_zone.clone(),
-        contract_hour,
-        ..Default::default()
-    };
-    let device =
-        if update.title.is_some() || update.time_zone.is_some() || update.contract_hour.is_some() {
-            ctx.db.update_device(device.id, update).await?
-        } else {
-            device
-        };
-    let what = format!(
-        "device {} added (login {}, allowed from {}, time zone {}, gas day from {:02}:00)",
-        device.name,
-        device.login,
-        networks_text(&device.allowed_networks),
-        device.time_zone,
-        device.contract_hour
-    );
-    audit(&ctx, &auth, &device, &what).await?;
-    let mut out = serde_json::json!({ "device": with_state(&ctx, &device).await? });
-    if generated {
-        out["password"] = password.expose_secret().into();
+    let r = devices::register(
+        &ctx,
+        &auth,
+        "the API",
+        devices::Registration {
+            name: body.name,
+            login: body.login,
+            title: body.title,
+            networks: body.allowed_networks.unwrap_or_default(),
+            time_zone: body.time_zone,
+            contract_hour: body.contract_hour,
+            password: body.password,
+        },
+    )
+    .await?;
+    let mut out = serde_json::json!({ "device": with_state(&ctx, &r.device).await? });
+    if r.generated {
+        out["password"] = r.password.expose_secret().into();
     }
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
@@ -257,42 +145,20 @@ pub(crate) async fn update(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<DevicePatch>,
 ) -> ApiResult<Json<DeviceJson>> {
-    // The route layer checked it already; say it here too.
-    auth.require(Role::Operator)?;
     let device = find_device(&ctx, &name).await?;
-    let mut changes = Vec::new();
-    let mut update = DeviceUpdate::default();
-    if let Some(t) = body.title {
-        check_title(&t)?;
-        changes.push(format!("title set to {t:?}"));
-        update.title = Some(t);
-    }
-    if let Some(e) = body.enabled {
-        changes.push(if e { "enabled" } else { "disabled" }.to_owned());
-        update.enabled = Some(e);
-    }
-    if let Some(n) = body.allowed_networks {
-        let n = check_networks(&n)?;
-        changes.push(format!("allowed networks: {}", networks_text(&n)));
-        update.allowed_networks = Some(n);
-    }
-    if let Some(z) = body.time_zone {
-        check_zone(&z)?;
-        changes.push(format!("time zone {z}"));
-        update.time_zone = Some(z);
-    }
-    if let Some(h) = body.contract_hour {
-        let h = check_hour(h)?;
-        changes.push(format!("gas day from {h:02}:00"));
-        update.contract_hour = Some(h);
-    }
-    if changes.is_empty() {
+    let change = devices::Change {
+        title: body.title,
+        enabled: body.enabled,
+        networks: body.allowed_networks,
+        time_zone: body.time_zone,
+        contract_hour: body.contract_hour,
+    };
+    if change.is_empty() {
         return Err(bad_request(
             "nothing to change: give title, enabled, allowed_networks, time_zone or contract_hour",
         ));
     }
-    let device = ctx.db.update_device(device.id, update).await?;
-    audit(&ctx, &auth, &device, &changes.join("; ")).await?;
+    let device = devices::change(&ctx, &auth, "the API", &device, change).await?;
     Ok(Json(with_state(&ctx, &device).await?))
 }
 
@@ -309,33 +175,21 @@ pub(crate) async fn rotate_password(
     ApiPath(name): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    // The route layer checked it already; say it here too.
-    auth.require(Role::Operator)?;
     let body: PasswordBody = if body.iter().all(u8::is_ascii_whitespace) {
         PasswordBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("bad JSON body: {e}")))?
     };
     let device = find_device(&ctx, &name).await?;
-    let (password, generated) = check_password(body.password)?;
-    let device = ctx
-        .db
-        .update_device(
-            device.id,
-            DeviceUpdate {
-                password_hash: Some(hash(&password).await?),
-                ..Default::default()
-            },
-        )
-        .await?;
-    audit(&ctx, &auth, &device, "password changed").await?;
+    let r = devices::new_password(&ctx, &auth, "the API", &device, body.password).await?;
+    let device = r.device;
     let mut out = serde_json::json!({
         "device": device.name.as_str(),
         "login": device.login.as_str(),
         "password_changed": true,
     });
-    if generated {
-        out["password"] = password.expose_secret().into();
+    if r.generated {
+        out["password"] = r.password.expose_secret().into();
     }
     Ok(Json(out))
 }

@@ -9,14 +9,12 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use telegaz_auth::NetworkAllowList;
-use telegaz_domain::{AuditKind, Device, DeviceName, NewAuditEvent, Role};
-use telegaz_store::{DeviceUpdate, NewDevice};
+use telegaz_domain::{Device, Role};
 
 use super::{Common, html};
 use crate::auth::Auth;
 use crate::error::WebError;
-use crate::{Ctx, SheetInfo};
+use crate::{Ctx, SheetInfo, devices};
 
 pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("registry_title", "Реестр устройств", "Device registry"),
@@ -155,68 +153,29 @@ pub(crate) struct AddForm {
     networks: String,
 }
 
-fn parse_networks(text: &str) -> Result<Vec<String>, WebError> {
-    let items: Vec<&str> = text
-        .split([',', ' ', '\n', ';'])
+/// Networks as typed in the form: separated by commas, spaces or lines.
+fn network_items(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n', '\r', ';'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
-    NetworkAllowList::parse(&items)
-        .map(|l| l.to_strings())
-        .map_err(|e| WebError::BadRequest(e.to_string()))
+        .map(str::to_owned)
+        .collect()
 }
 
-fn parse_tz(text: &str) -> Result<Option<String>, WebError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    jiff::tz::TimeZone::get(text).map_err(|_| {
-        WebError::BadRequest(format!(
-            "{text:?} is not a known time zone; use an IANA name such as Europe/Moscow or Asia/Yekaterinburg"
-        ))
-    })?;
-    Ok(Some(text.to_owned()))
+fn optional(text: &str) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
-fn parse_hour(text: &str) -> Result<Option<i8>, WebError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    match text.parse::<i8>() {
-        Ok(h) if (0..=23).contains(&h) => Ok(Some(h)),
-        _ => Err(WebError::BadRequest(format!(
-            "the contract hour must be a whole hour from 0 to 23, not {text:?}"
-        ))),
-    }
-}
-
-fn bounded_title(text: &str) -> Result<String, WebError> {
-    let t = text.trim();
-    if t.chars().count() > 200 {
-        return Err(WebError::BadRequest(
-            "the title is longer than 200 characters".into(),
-        ));
-    }
-    Ok(t.to_owned())
-}
-
-pub(crate) async fn hash(pw: &SecretString) -> Result<String, WebError> {
-    let pw = pw.clone();
-    tokio::task::spawn_blocking(move || telegaz_auth::hash_password(&pw))
-        .await
-        .map_err(|e| WebError::Internal(format!("password hashing task: {e}")))?
-        .map_err(|e| WebError::Internal(e.to_string()))
-}
-
-async fn audit(ctx: &Ctx, auth: &Auth, device: &Device, detail: String) -> Result<(), WebError> {
-    let mut e = NewAuditEvent::new(AuditKind::DeviceChanged, "ok");
-    e.device_id = Some(device.id);
-    e.login = Some(device.login.to_string());
-    e.detail = format!("web, by {}: {detail}", auth.user.name);
-    ctx.db.insert_audit(&[e]).await?;
-    Ok(())
+fn hour_field(text: &str) -> Result<Option<i64>, WebError> {
+    optional(text)
+        .map(|t| {
+            t.parse::<i64>().map_err(|_| {
+                WebError::BadRequest(format!(
+                    "the contract hour must be a whole hour from 0 to 23, not {t:?}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 #[derive(Template)]
@@ -254,41 +213,23 @@ async fn add(
     auth: Auth,
     Form(form): Form<AddForm>,
 ) -> Result<Response, WebError> {
-    auth.require(Role::Operator)?;
-    let name =
-        DeviceName::parse(form.name.trim()).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    let login = match form.login.trim() {
-        "" => name.clone(),
-        l => DeviceName::parse(l).map_err(|e| WebError::BadRequest(e.to_string()))?,
-    };
-    let update = DeviceUpdate {
-        title: Some(bounded_title(&form.title)?),
-        time_zone: parse_tz(&form.time_zone)?,
-        contract_hour: parse_hour(&form.contract_hour)?,
-        ..DeviceUpdate::default()
-    };
-    let networks = parse_networks(&form.networks)?;
-    let password = telegaz_auth::generate_password();
-    let device = ctx
-        .db
-        .create_device(NewDevice {
-            name,
-            login,
-            password_hash: hash(&password).await?,
-            allowed_networks: networks,
-        })
-        .await?;
-    let device = ctx.db.update_device(device.id, update).await?;
-    audit(
+    let r = devices::register(
         &ctx,
         &auth,
-        &device,
-        format!("device {} added", device.name),
+        "the web UI",
+        devices::Registration {
+            name: form.name,
+            login: optional(&form.login),
+            title: optional(&form.title),
+            networks: network_items(&form.networks),
+            time_zone: optional(&form.time_zone),
+            contract_hour: hour_field(&form.contract_hour)?,
+            password: None,
+        },
     )
     .await?;
-    tracing::info!(device = %device.name, user = %auth.user.name, "device registered from the web UI");
-    let here = format!("/registry/{}", device.name);
-    sheet(&auth, &ctx, device, Some(&password), &here)
+    let here = format!("/registry/{}", r.device.name);
+    sheet(&auth, &ctx, r.device, Some(&r.password), &here)
 }
 
 async fn find(ctx: &Ctx, name: &str) -> Result<Device, WebError> {
@@ -348,37 +289,14 @@ async fn edit(
 ) -> Result<Response, WebError> {
     auth.require(Role::Operator)?;
     let d = find(&ctx, &name).await?;
-    let update = DeviceUpdate {
-        title: Some(bounded_title(&form.title)?),
-        time_zone: parse_tz(&form.time_zone)?,
-        contract_hour: parse_hour(&form.contract_hour)?,
-        allowed_networks: Some(parse_networks(&form.networks)?),
+    let change = devices::Change {
+        title: Some(form.title.trim().to_owned()),
         enabled: Some(form.enabled.is_some()),
-        ..DeviceUpdate::default()
+        networks: Some(network_items(&form.networks)),
+        time_zone: optional(&form.time_zone),
+        contract_hour: hour_field(&form.contract_hour)?,
     };
-    let after = ctx.db.update_device(d.id, update).await?;
-    let mut changes = Vec::new();
-    if after.title != d.title {
-        changes.push("title".to_owned());
-    }
-    if after.time_zone != d.time_zone {
-        changes.push(format!("time zone {} -> {}", d.time_zone, after.time_zone));
-    }
-    if after.contract_hour != d.contract_hour {
-        changes.push(format!(
-            "contract hour {} -> {}",
-            d.contract_hour, after.contract_hour
-        ));
-    }
-    if after.allowed_networks != d.allowed_networks {
-        changes.push(format!("networks [{}]", after.allowed_networks.join(", ")));
-    }
-    if after.enabled != d.enabled {
-        changes.push(if after.enabled { "enabled" } else { "disabled" }.to_owned());
-    }
-    if !changes.is_empty() {
-        audit(&ctx, &auth, &after, changes.join("; ")).await?;
-    }
+    let after = devices::change(&ctx, &auth, "the web UI", &d, change).await?;
     Ok(Redirect::to(&format!("/registry/{}?saved=1", after.name)).into_response())
 }
 
@@ -389,15 +307,9 @@ async fn rotate(
 ) -> Result<Response, WebError> {
     auth.require(Role::Operator)?;
     let d = find(&ctx, &name).await?;
-    let password = telegaz_auth::generate_password();
-    let update = DeviceUpdate {
-        password_hash: Some(hash(&password).await?),
-        ..DeviceUpdate::default()
-    };
-    let d = ctx.db.update_device(d.id, update).await?;
-    audit(&ctx, &auth, &d, "password rotated".into()).await?;
-    let here = format!("/registry/{}", d.name);
-    sheet(&auth, &ctx, d, Some(&password), &here)
+    let r = devices::new_password(&ctx, &auth, "the web UI", &d, None).await?;
+    let here = format!("/registry/{}", r.device.name);
+    sheet(&auth, &ctx, r.device, Some(&r.password), &here)
 }
 
 async fn sheet_page(
@@ -423,21 +335,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn form_values_are_checked_with_clear_messages() {
-        assert_eq!(parse_hour(" 6 ").ok(), Some(Some(6)));
-        assert_eq!(parse_hour("").ok(), Some(None));
-        assert!(parse_hour("24").is_err());
-        assert!(parse_hour("x").is_err());
+    fn form_fields_are_read_as_typed() {
         assert_eq!(
-            parse_tz("Asia/Yekaterinburg").ok(),
-            Some(Some("Asia/Yekaterinburg".into()))
+            network_items("10.0.0.0/8, 192.0.2.1\n 198.51.100.0/24"),
+            vec!["10.0.0.0/8", "192.0.2.1", "198.51.100.0/24"]
         );
-        assert!(parse_tz("Mars/Olympus").is_err());
-        assert_eq!(
-            parse_networks("10.0.0.0/8, 192.0.2.1").ok(),
-            Some(vec!["10.0.0.0/8".to_owned(), "192.0.2.1/32".to_owned()])
-        );
-        assert!(parse_networks("not-a-net").is_err());
-        assert!(bounded_title(&"я".repeat(201)).is_err());
+        assert_eq!(optional("  "), None);
+        assert_eq!(hour_field(" 6 ").ok(), Some(Some(6)));
+        assert_eq!(hour_field("").ok(), Some(None));
+        assert!(hour_field("x").is_err());
     }
 }

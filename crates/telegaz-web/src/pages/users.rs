@@ -10,10 +10,10 @@ use serde::Deserialize;
 use telegaz_domain::{ApiToken, AuditKind, NewAuditEvent, Role, User, UserId, UserName};
 use telegaz_store::{NewUser, UserUpdate};
 
-use super::registry::hash;
 use super::{Common, html};
 use crate::Ctx;
 use crate::auth::{Auth, generate_token, token_sha256};
+use crate::devices::hash;
 use crate::error::WebError;
 
 pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
