@@ -22,16 +22,16 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
 
 #[derive(Deserialize, Default)]
 pub(crate) struct AuditQuery {
-    since: Option<String>,
-    until: Option<String>,
-    device: Option<String>,
-    kind: Option<String>,
-    login: Option<String>,
-    before: Option<i64>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub device: Option<String>,
+    pub kind: Option<String>,
+    pub login: Option<String>,
+    pub before: Option<i64>,
 }
 
 /// A date (`2026-11-25`, start of the UTC day) or an RFC 3339 instant.
-pub(crate) fn parse_time(text: &str) -> Result<Option<jiff::Timestamp>, WebError> {
+fn parse_time(text: &str) -> Result<Option<jiff::Timestamp>, WebError> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
@@ -50,6 +50,7 @@ pub(crate) fn parse_time(text: &str) -> Result<Option<jiff::Timestamp>, WebError
         })
 }
 
+/// The store's filter for a query (the page's and the API's).
 pub(crate) async fn filter(ctx: &Ctx, q: &AuditQuery, limit: u32) -> Result<AuditFilter, WebError> {
     let device_id = match q.device.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(name) => Some(
