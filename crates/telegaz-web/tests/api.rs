@@ -4,22 +4,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use telegaz_config::SecureCookies;
-use telegaz_domain::{
-    DeviceName, FileName, NewUpload, Role, Timestamp, UploadFinish, UploadId, UploadMode,
-    UploadStatus, UserName,
-};
-use telegaz_spool::Spool;
-use telegaz_store::{Database, NewDevice, NewSession, NewUser};
-use telegaz_web::{SheetInfo, WebContext, WebSettings, token_sha256};
+use telegaz_domain::{DeviceName, FileName, Role, UploadId};
+use telegaz_store::{Database, NewDevice};
+use telegaz_web::token_sha256;
 use tower::ServiceExt;
+
+mod common;
 
 const DEVICE: &str = "unit-1";
 const OP_TOKEN: &str = "operator-token-0123456789";
@@ -48,79 +44,19 @@ fn samples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/samples")
 }
 
+/// A user with an API token and a session (cookie and CSRF token).
 async fn user(db: &dyn Database, name: &str, role: Role, token: &str, cookie: &str, csrf: &str) {
-    let hash =
-        telegaz_auth::hash_password(&SecretString::from(format!("{name}-password"))).unwrap();
-    let u = db
-        .create_user(NewUser {
-            name: UserName::parse(name).unwrap(),
-            password_hash: hash,
-            role,
-        })
-        .await
-        .unwrap();
+    let u = common::user(db, name, role, &format!("{name}-password")).await;
     db.create_api_token(u.id, "tests", &token_sha256(token))
         .await
         .unwrap();
-    let now = Timestamp::now();
-    db.create_session(NewSession {
-        token_sha256: token_sha256(cookie),
-        user_id: u.id,
-        csrf_token: csrf.into(),
-        created_at: now,
-        expires_at: now + jiff::SignedDuration::from_hours(1),
-    })
-    .await
-    .unwrap();
-}
-
-/// Store bytes as an upload of `device`, as the receiver does.
-async fn upload(
-    db: &dyn Database,
-    spool: &Spool,
-    device: telegaz_domain::DeviceId,
-    name: FileName,
-    bytes: &[u8],
-) -> UploadId {
-    let id = db
-        .begin_upload(&NewUpload {
-            device_id: device,
-            original_name: name,
-            path: "/upload.txt".into(),
-            mode: UploadMode::Store,
-            resumed_from: None,
-            offset: 0,
-            peer: Some("192.0.2.1:40000".into()),
-            session: None,
-            started_at: Timestamp::now(),
-        })
-        .await
-        .unwrap();
-    let mut temp = spool.create_temp(id.0).await.unwrap();
-    temp.write(bytes).await.unwrap();
-    let committed = spool.commit(temp).await.unwrap();
-    db.finish_upload(
-        id,
-        &UploadFinish {
-            status: UploadStatus::Complete,
-            size: committed.size,
-            sha256: committed.sha256,
-            reason: None,
-            finished_at: Timestamp::now(),
-        },
-    )
-    .await
-    .unwrap();
-    spool.remove_temp(id.0).await.unwrap();
-    id
+    common::session(db, &u, cookie, csrf).await;
 }
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let db = telegaz_store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    let spool = Spool::open(dir.path().join("spool")).unwrap();
+    let ctx = common::context(dir.path()).await;
+    let (db, spool) = (ctx.db.clone(), ctx.spool.clone());
     user(&*db, "op", Role::Operator, OP_TOKEN, OP_COOKIE, OP_CSRF).await;
     user(
         &*db,
@@ -149,7 +85,7 @@ async fn env() -> Env {
     let mut archive = None;
     for file in ["lis200/tc220_interval_3days.txt", "lis200/tc220_events.txt"] {
         let bytes = std::fs::read(samples().join(file)).unwrap();
-        let id = upload(&*db, &spool, device.id, FileName::utf8(file), &bytes).await;
+        let id = common::store_upload(&*db, &spool, device.id, FileName::utf8(file), &bytes).await;
         let outcome = ingestor.process(id).await.unwrap();
         assert_eq!(
             outcome.state(),
@@ -162,7 +98,7 @@ async fn env() -> Env {
         .encode(HOSTILE_NAME)
         .0
         .into_owned();
-    let hostile = upload(
+    let hostile = common::store_upload(
         &*db,
         &spool,
         device.id,
@@ -173,15 +109,6 @@ async fn env() -> Env {
         HOSTILE_BYTES,
     )
     .await;
-    let settings = WebSettings {
-        session_ttl: Duration::from_secs(3600),
-        secure_cookies: SecureCookies::Never,
-        late_after: Duration::from_secs(26 * 3600),
-        silent_after: Duration::from_secs(72 * 3600),
-        sheet: SheetInfo::default(),
-        profiles_dir: dir.path().join("profiles"),
-    };
-    let ctx = WebContext::new(db.clone(), spool, settings, None);
     Env {
         app: telegaz_web::router(ctx),
         db,

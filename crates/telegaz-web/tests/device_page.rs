@@ -2,7 +2,6 @@
 //! The device page over HTTP: a real SQLite database holding the sample
 //! TC220 archive (one reading taken out, to make a gap) and its event log.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,18 +12,17 @@ use telegaz_domain::{
     Quantities, Role, Sha256Digest, Timestamp, UploadFinish, UploadMode, UploadStatus, UserName,
 };
 use telegaz_store::{Database, DeviceUpdate, NewDevice, NewSession, NewUser};
-use telegaz_web::{WebContext, WebSettings, token_sha256};
+use telegaz_web::token_sha256;
 use tower::ServiceExt;
+
+mod common;
 
 const TOKEN: &str = "test-session-token";
 const TITLE: &str = "<script>alert(1)</script>";
 const RANGE: &str = "from=2026-01-14&to=2026-01-16";
 
 fn sample(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/samples/lis200")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    common::sample(&format!("lis200/{name}"))
 }
 
 async fn store(
@@ -72,9 +70,8 @@ struct App {
 
 async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let db: Arc<dyn Database> = telegaz_store::connect(&url).await.unwrap();
-    let spool = telegaz_spool::Spool::open(dir.path().join("spool")).unwrap();
+    let ctx = common::context(dir.path()).await;
+    let db: Arc<dyn Database> = ctx.db.clone();
 
     let user = db
         .create_user(NewUser {
@@ -127,19 +124,6 @@ async fn app() -> App {
     assert!(!events.events.is_empty());
     store(db.as_ref(), device.id, "events.txt", 2, &events).await;
 
-    let ctx = WebContext::new(
-        db.clone(),
-        spool,
-        WebSettings {
-            session_ttl: Duration::from_secs(3600),
-            secure_cookies: telegaz_config::SecureCookies::Never,
-            late_after: Duration::from_secs(26 * 3600),
-            silent_after: Duration::from_secs(72 * 3600),
-            sheet: telegaz_web::SheetInfo::default(),
-            profiles_dir: dir.path().join("profiles"),
-        },
-        None,
-    );
     App {
         router: telegaz_web::router(ctx),
         _dir: dir,

@@ -5,21 +5,17 @@
 //! database and spool.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use secrecy::SecretString;
-use telegaz_config::SecureCookies;
-use telegaz_domain::{
-    FileName, IngestState, NewUpload, Role, Timestamp, UploadFinish, UploadId, UploadMode,
-    UploadStatus, UserName,
-};
-use telegaz_spool::Spool;
-use telegaz_store::{Database, NewDevice, NewUser};
-use telegaz_web::{SheetInfo, WebContext, WebSettings};
+use telegaz_domain::{FileName, IngestState, Role, Timestamp, UploadId};
+use telegaz_store::{Database, NewDevice};
+use telegaz_web::WebContext;
 use tower::ServiceExt;
+
+mod common;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -52,25 +48,7 @@ struct Browser {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let db = telegaz_store::connect(&url).await.unwrap();
-    let spool = Spool::open(dir.path().join("spool")).unwrap();
-    let settings = WebSettings {
-        session_ttl: Duration::from_secs(3600),
-        secure_cookies: SecureCookies::Never,
-        late_after: Duration::from_secs(26 * 3600),
-        silent_after: Duration::from_secs(72 * 3600),
-        sheet: SheetInfo {
-            server: Some("gas.example.ru".into()),
-            port: 2121,
-            second_server: None,
-            apn_note: "internet.mts.ru".into(),
-            schedule: "ежечасно".into(),
-            passive_ports: "50000-50999".into(),
-        },
-        profiles_dir: dir.path().join("profiles"),
-    };
-    let ctx = WebContext::new(db, spool, settings, None);
+    let ctx = common::context(dir.path()).await;
     let app = telegaz_web::router(ctx.clone());
     Env {
         _dir: dir,
@@ -126,15 +104,7 @@ impl Env {
 
     async fn user(&self, name: &str, role: Role) -> String {
         let pw = format!("pw-of-{name}-123456");
-        let hash = telegaz_auth::hash_password(&SecretString::from(pw.clone())).unwrap();
-        self.db()
-            .create_user(NewUser {
-                name: UserName::parse(name).unwrap(),
-                password_hash: hash,
-                role,
-            })
-            .await
-            .unwrap();
+        common::user(self.db(), name, role, &pw).await;
         pw
     }
 
@@ -198,37 +168,14 @@ impl Env {
     /// Store bytes as a complete upload and run the ingest pipeline on it.
     async fn upload(&self, device: &str, name: &str, bytes: &[u8]) -> UploadId {
         let d = self.db().device_by_name(device).await.unwrap().unwrap();
-        let id = self
-            .db()
-            .begin_upload(&NewUpload {
-                device_id: d.id,
-                original_name: FileName::utf8(name),
-                path: format!("/{name}"),
-                mode: UploadMode::Store,
-                resumed_from: None,
-                offset: 0,
-                peer: Some("192.0.2.7:40000".into()),
-                session: None,
-                started_at: Timestamp::now(),
-            })
-            .await
-            .unwrap();
-        let mut temp = self.ctx.spool.create_temp(id.0).await.unwrap();
-        temp.write(bytes).await.unwrap();
-        let committed = self.ctx.spool.commit(temp).await.unwrap();
-        self.db()
-            .finish_upload(
-                id,
-                &UploadFinish {
-                    status: UploadStatus::Complete,
-                    size: committed.size,
-                    sha256: committed.sha256,
-                    reason: None,
-                    finished_at: Timestamp::now(),
-                },
-            )
-            .await
-            .unwrap();
+        let id = common::store_upload(
+            self.db(),
+            &self.ctx.spool,
+            d.id,
+            FileName::utf8(name),
+            bytes,
+        )
+        .await;
         self.ingest(id).await;
         id
     }
@@ -267,13 +214,7 @@ fn csrf_in(html: &str) -> String {
         .to_owned()
 }
 
-fn sample(path: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/../../testdata/samples/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+use common::sample;
 
 const PAGES: &[&str] = &[
     "/",
