@@ -255,8 +255,9 @@ pub trait Database: Send + Sync + 'static {
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
 
     // Fleet overview.
-    /// Last contact, newest reading and problem uploads of every device.
-    async fn device_activity(&self) -> Result<Vec<DeviceActivity>>;
+    /// Last contact, newest reading and problem uploads of every device, or
+    /// of one (`only`).
+    async fn device_activity(&self, only: Option<DeviceId>) -> Result<Vec<DeviceActivity>>;
 
     // Users of the web UI and REST API.
     async fn create_user(&self, user: NewUser) -> Result<User>;

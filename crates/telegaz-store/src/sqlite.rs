@@ -544,19 +544,43 @@ impl Database for SqliteDatabase {
     }
 
     async fn list_uploads(&self, filter: &UploadFilter) -> Result<Vec<Upload>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "{UPLOAD_SELECT} WHERE (?1 IS NULL OR u.device_id = ?1) AND (?2 IS NULL OR u.status = ?2) \
-             AND (?3 IS NULL OR u.started_at >= ?3) AND (?4 IS NULL OR u.id < ?4) \
-             AND (?6 IS NULL OR i.state = ?6) ORDER BY u.id DESC LIMIT ?5"
-        ));
-        let limit = filter.limit.map_or(-1, i64::from);
-        sqlx::query(sql)
-            .bind(filter.device_id.map(|d| d.0))
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(filter.since.map(to_text))
-            .bind(filter.before_id.map(|u| u.0))
-            .bind(limit)
-            .bind(filter.ingest_state.map(|s| s.as_str()))
+        // Only the conditions that are set: `(? IS NULL OR …)` would keep
+        // SQLite from using the index by device.
+        let mut sql = format!("{UPLOAD_SELECT} WHERE 1 = 1");
+        if filter.device_id.is_some() {
+            sql.push_str(" AND u.device_id = ?");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND u.status = ?");
+        }
+        if filter.since.is_some() {
+            sql.push_str(" AND u.started_at >= ?");
+        }
+        if filter.before_id.is_some() {
+            sql.push_str(" AND u.id < ?");
+        }
+        if filter.ingest_state.is_some() {
+            sql.push_str(" AND i.state = ?");
+        }
+        sql.push_str(" ORDER BY u.id DESC LIMIT ?");
+        // Built from the constant fragments above; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(d) = filter.device_id {
+            q = q.bind(d.0);
+        }
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(t) = filter.since {
+            q = q.bind(to_text(t));
+        }
+        if let Some(b) = filter.before_id {
+            q = q.bind(b.0);
+        }
+        if let Some(st) = filter.ingest_state {
+            q = q.bind(st.as_str());
+        }
+        q.bind(filter.limit.map_or(-1, i64::from))
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query("listing uploads"))?
@@ -1027,8 +1051,8 @@ impl Database for SqliteDatabase {
         crate::sqlite_delivery::list(&self.pool, filter).await
     }
 
-    async fn device_activity(&self) -> Result<Vec<DeviceActivity>> {
-        crate::sqlite_web::device_activity(&self.pool).await
+    async fn device_activity(&self, only: Option<DeviceId>) -> Result<Vec<DeviceActivity>> {
+        crate::sqlite_web::device_activity(&self.pool, only).await
     }
 
     async fn create_user(&self, user: NewUser) -> Result<User> {

@@ -140,8 +140,17 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))
 }
 
+/// `2026-01-14T11:00:00`: fixed width, so that text order is time order.
 fn local_text(t: jiff::civil::DateTime) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// One record, encoded for its row.

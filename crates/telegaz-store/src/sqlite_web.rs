@@ -314,15 +314,44 @@ pub(crate) async fn revoke_api_token(pool: &SqlitePool, user: UserId, id: i64) -
     Ok(())
 }
 
+/// The rows of a query with an optional `AND <column> = ?` for one device,
+/// followed by `tail` (a `GROUP BY`).
+async fn rows_for(
+    pool: &SqlitePool,
+    sql: &str,
+    (column, tail): (&str, &str),
+    only: Option<DeviceId>,
+    context: &'static str,
+) -> Result<Vec<SqliteRow>> {
+    let text = match only {
+        Some(_) => format!("{sql} AND {column} = ?{tail}"),
+        None => format!("{sql}{tail}"),
+    };
+    // Only the constant fragments of the callers go into the text; the id is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+    if let Some(id) = only {
+        q = q.bind(id.0);
+    }
+    q.fetch_all(pool).await.map_err(StoreError::query(context))
+}
+
 /// One pass per table, grouped by device: the cost grows with the fleet, not
-/// with the history.
-pub(crate) async fn device_activity(pool: &SqlitePool) -> Result<Vec<DeviceActivity>> {
+/// with the history (every lookup goes through an index by device). `only`
+/// limits it to one device (the device page).
+pub(crate) async fn device_activity(
+    pool: &SqlitePool,
+    only: Option<DeviceId>,
+) -> Result<Vec<DeviceActivity>> {
     let err = |e: sqlx::Error| StoreError::Corrupt(format!("device activity row: {e}"));
     let mut by_device: HashMap<i64, DeviceActivity> = HashMap::new();
-    let ids = sqlx::query("SELECT id FROM devices")
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::query("listing devices"))?;
+    let ids = rows_for(
+        pool,
+        "SELECT id FROM devices WHERE 1 = 1",
+        ("id", ""),
+        only,
+        "listing devices",
+    )
+    .await?;
     for row in &ids {
         let id: i64 = row.try_get(0).map_err(err)?;
         by_device.insert(
@@ -338,14 +367,15 @@ pub(crate) async fn device_activity(pool: &SqlitePool) -> Result<Vec<DeviceActiv
         );
     }
     // The newest upload per device: its id is the largest (ids grow).
-    let rows = sqlx::query(
-        "SELECT u.device_id, u.started_at FROM uploads u \
-         JOIN (SELECT device_id, MAX(id) AS id FROM uploads WHERE device_id IS NOT NULL GROUP BY device_id) m \
-         ON m.id = u.id",
+    let rows = rows_for(
+        pool,
+        "SELECT u.device_id, u.started_at FROM devices d CROSS JOIN uploads u \
+         WHERE u.id = (SELECT MAX(id) FROM uploads x WHERE x.device_id = d.id)",
+        ("d.id", ""),
+        only,
+        "reading the newest upload per device",
     )
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("reading the newest upload per device"))?;
+    .await?;
     for row in &rows {
         let id: i64 = row.try_get(0).map_err(err)?;
         let at: String = row.try_get(1).map_err(err)?;
@@ -353,29 +383,34 @@ pub(crate) async fn device_activity(pool: &SqlitePool) -> Result<Vec<DeviceActiv
             a.last_upload_at = Some(from_text(&at)?);
         }
     }
-    let rows = sqlx::query(
-        "SELECT device_id, MAX(at) FROM audit WHERE kind = 'login_succeeded' AND device_id IS NOT NULL \
-         GROUP BY device_id",
+    let rows = rows_for(
+        pool,
+        "SELECT d.id, (SELECT MAX(at) FROM audit a WHERE a.kind = 'login_succeeded' AND a.device_id = d.id) \
+         FROM devices d WHERE 1 = 1",
+        ("d.id", ""),
+        only,
+        "reading the newest login per device",
     )
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("reading the newest login per device"))?;
+    .await?;
     for row in &rows {
         let id: i64 = row.try_get(0).map_err(err)?;
-        let at: String = row.try_get(1).map_err(err)?;
-        if let Some(a) = by_device.get_mut(&id) {
+        let at: Option<String> = row.try_get(1).map_err(err)?;
+        if let (Some(a), Some(at)) = (by_device.get_mut(&id), at) {
             a.last_login_at = Some(from_text(&at)?);
         }
     }
-    // Newest interval reading per device, through the primary key.
-    let rows = sqlx::query(
-        "SELECT r.device_id, r.local_time, r.status FROM devices d \
-         JOIN readings r ON r.device_id = d.id AND r.kind = 'interval' AND r.local_time = \
+    // Newest interval reading per device, through the primary key: devices
+    // in the outer loop, so that each is one lookup, not a scan of readings.
+    let rows = rows_for(
+        pool,
+        "SELECT r.device_id, r.local_time, r.status FROM devices d CROSS JOIN readings r \
+         WHERE r.device_id = d.id AND r.kind = 'interval' AND r.local_time = \
          (SELECT MAX(local_time) FROM readings x WHERE x.device_id = d.id AND x.kind = 'interval')",
+        ("d.id", ""),
+        only,
+        "reading the newest reading per device",
     )
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("reading the newest reading per device"))?;
+    .await?;
     for row in &rows {
         let id: i64 = row.try_get(0).map_err(err)?;
         let t: String = row.try_get(1).map_err(err)?;
@@ -391,17 +426,19 @@ pub(crate) async fn device_activity(pool: &SqlitePool) -> Result<Vec<DeviceActiv
             a.newest_status.extend(words);
         }
     }
-    let rows = sqlx::query(
+    let rows = rows_for(
+        pool,
         "SELECT u.device_id, COUNT(*) FROM ingest i JOIN uploads u ON u.id = i.upload_id \
-         WHERE i.state IN ('quarantined', 'failed') AND u.device_id IS NOT NULL GROUP BY u.device_id",
+         WHERE i.state IN ('quarantined', 'failed') AND u.device_id IS NOT NULL",
+        ("u.device_id", " GROUP BY u.device_id"),
+        only,
+        "counting quarantined uploads per device",
     )
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("counting quarantined uploads per device"))?;
+    .await?;
     for row in &rows {
-        let id: i64 = row.try_get(0).map_err(err)?;
+        let id: Option<i64> = row.try_get(0).map_err(err)?;
         let n: i64 = row.try_get(1).map_err(err)?;
-        if let Some(a) = by_device.get_mut(&id) {
+        if let Some(a) = id.and_then(|id| by_device.get_mut(&id)) {
             a.problem_uploads = u64::try_from(n).unwrap_or(0);
         }
     }

@@ -301,7 +301,7 @@ async fn device_activity_summarises_the_fleet(db: &dyn Database) {
     login.at = at("2026-11-20T08:00:00Z");
     db.insert_audit(&[login]).await.unwrap();
 
-    let all = db.device_activity().await.unwrap();
+    let all = db.device_activity(None).await.unwrap();
     assert_eq!(all.len(), 3);
     let of = |id| all.iter().find(|x| x.device_id == id).unwrap();
     let second_upload = db.upload(second).await.unwrap().unwrap();

@@ -58,7 +58,7 @@ fn to_json(ctx: &Ctx, d: &Device, a: Option<&DeviceActivity>, now: Timestamp) ->
 }
 
 async fn with_state(ctx: &Ctx, d: &Device) -> ApiResult<DeviceJson> {
-    let activity = ctx.db.device_activity().await?;
+    let activity = ctx.db.device_activity(Some(d.id)).await?;
     let a = activity.iter().find(|a| a.device_id == d.id);
     Ok(to_json(ctx, d, a, Timestamp::now()))
 }
@@ -67,7 +67,7 @@ pub(crate) async fn list(State(ctx): State<Ctx>) -> ApiResult<Json<serde_json::V
     let devices = ctx.db.list_devices().await?;
     let activity: HashMap<_, _> = ctx
         .db
-        .device_activity()
+        .device_activity(None)
         .await?
         .into_iter()
         .map(|a| (a.device_id, a))

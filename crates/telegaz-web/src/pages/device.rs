@@ -557,7 +557,7 @@ async fn state_of(
 ) -> Result<(UnitState, String), WebError> {
     let activity = ctx
         .db
-        .device_activity()
+        .device_activity(Some(device.id))
         .await?
         .into_iter()
         .find(|a| a.device_id == device.id);

@@ -158,7 +158,7 @@ pub(crate) async fn fleet(ctx: &Ctx, query: &FleetQuery) -> Result<FleetPage, We
     let devices = ctx.db.list_devices().await?;
     let activity: HashMap<_, _> = ctx
         .db
-        .device_activity()
+        .device_activity(None)
         .await?
         .into_iter()
         .map(|a| (a.device_id, a))
