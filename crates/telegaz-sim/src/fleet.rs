@@ -47,7 +47,7 @@ pub struct Faults {
     /// Chance that the link drops in the middle of the file; the unit tries
     /// again later in the same round.
     pub drop_data: f64,
-    /// Connect to the passive port this long after the `227` reply.
+    /// Connect to the passive port this long after sending `STOR`.
     pub late_pasv: Duration,
 }
 
@@ -402,17 +402,28 @@ struct Shared {
     t0: Instant,
 }
 
+/// One file of one unit in one round.
+struct Job<'a> {
+    account: &'a Account,
+    round: u32,
+    name: &'a str,
+    data: &'a [u8],
+}
+
 /// One file to one server, with retries. Records every attempt.
 async fn deliver(
     shared: &Shared,
-    account: &Account,
-    round: u32,
+    job: &Job<'_>,
     target: Target,
-    name: &str,
-    data: &[u8],
     rng: &mut Rng,
     out: &mut Vec<SessionRecord>,
 ) {
+    let Job {
+        account,
+        round,
+        name,
+        data,
+    } = *job;
     let cfg = &shared.config;
     let server = match target {
         Target::Primary => shared.primary,
@@ -561,29 +572,15 @@ pub async fn run_fleet(config: FleetConfig) -> Result<Stats, SimError> {
                     return (i, u, out);
                 }
                 let (name, data) = next_file(&mut u, &cfg.clock);
-                deliver(
-                    &shared,
-                    &u.account,
+                let job = Job {
+                    account: &u.account,
                     round,
-                    Target::Primary,
-                    &name,
-                    &data,
-                    &mut rng,
-                    &mut out,
-                )
-                .await;
+                    name: &name,
+                    data: &data,
+                };
+                deliver(&shared, &job, Target::Primary, &mut rng, &mut out).await;
                 if shared.duplicate.is_some() {
-                    deliver(
-                        &shared,
-                        &u.account,
-                        round,
-                        Target::Duplicate,
-                        &name,
-                        &data,
-                        &mut rng,
-                        &mut out,
-                    )
-                    .await;
+                    deliver(&shared, &job, Target::Duplicate, &mut rng, &mut out).await;
                 }
                 (i, u, out)
             });

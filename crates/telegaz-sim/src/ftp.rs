@@ -37,7 +37,8 @@ pub struct Link {
     pub latency: Duration,
     /// Data stream rate limit, bytes per second.
     pub bandwidth: Option<u64>,
-    /// Wait this long after the `227` reply before connecting to the passive port.
+    /// Connect to the passive port this long after sending `STOR` (the usual
+    /// order, without it: connect right after `227`, then `STOR`).
     pub late_pasv: Duration,
     /// Cut the link after this many bytes of the file (reset data connection,
     /// control connection closed).
@@ -195,16 +196,37 @@ pub async fn upload(
         (227, Some(a)) => a,
         _ => return Err(SessionError::new(Xfer, format!("PASV: {text}"))),
     };
-    if !link.late_pasv.is_zero() {
+    let connect = |addr: SocketAddr| async move {
+        TcpStream::connect(addr)
+            .await
+            .map_err(|e| SessionError::new(Xfer, format!("data connection to {addr}: {e}")))
+    };
+    let data_conn = if link.late_pasv.is_zero() {
+        // The usual order: connect, then STOR.
+        let data_conn = connect(addr).await?;
+        let (code, text) = c.command(&format!("STOR {name}"), "STOR").await?;
+        if code != 150 && code != 125 {
+            return Err(SessionError::new(Xfer, format!("STOR: {text}")));
+        }
+        data_conn
+    } else {
+        // A slow unit: STOR, and the data connection only `late_pasv` later
+        // (the server's wait for it runs from STOR).
+        if !link.latency.is_zero() {
+            tokio::time::sleep(link.latency).await;
+        }
+        c.writer
+            .write_all(format!("STOR {name}\r\n").as_bytes())
+            .await
+            .map_err(|e| SessionError::new(Xfer, format!("STOR: sending: {e}")))?;
         tokio::time::sleep(link.late_pasv).await;
-    }
-    let data_conn = TcpStream::connect(addr)
-        .await
-        .map_err(|e| SessionError::new(Xfer, format!("data connection to {addr}: {e}")))?;
-    let (code, text) = c.command(&format!("STOR {name}"), "STOR").await?;
-    if code != 150 && code != 125 {
-        return Err(SessionError::new(Xfer, format!("STOR: {text}")));
-    }
+        let data_conn = connect(addr).await;
+        let (code, text) = c.reply("STOR").await?;
+        if code != 150 && code != 125 {
+            return Err(SessionError::new(Xfer, format!("STOR: {text}")));
+        }
+        data_conn?
+    };
     send(data_conn, data, link, transfer).await?;
     let (code, text) = c.reply("after the data").await?;
     if code != 226 && code != 250 {
@@ -250,7 +272,9 @@ async fn send(
         }
     }
     if link.drop_after.is_some() {
-        // The link is lost: the data connection is reset, the session is gone.
+        // The link stalls, then is lost: the data connection is reset, the
+        // session is gone.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let _ = data_conn.set_zero_linger();
         drop(data_conn);
         return Err(SessionError {

@@ -1,5 +1,6 @@
 //! What the simulator writes parses back, with telegaz_lis200, to exactly the
 //! values it modelled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jiff::civil::{DateTime, date};
 use telegaz_domain::{ArchiveKind, Check, Decimal};

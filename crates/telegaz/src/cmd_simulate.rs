@@ -66,7 +66,8 @@ pub struct SimulateArgs {
     /// tries again later in the same round.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub drop_data: f64,
-    /// Connect to the passive data port this many milliseconds late.
+    /// Send STOR first and connect to the passive data port this many
+    /// milliseconds later (the server's data_connect_timeout runs from STOR).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub late_pasv: u64,
     /// Upload every file to this second server as well.
