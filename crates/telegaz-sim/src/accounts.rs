@@ -123,79 +123,97 @@ pub struct Registered {
     pub unchanged: usize,
 }
 
-async fn hash(password: &str) -> Result<String, SimError> {
-    let pw = SecretString::from(password.to_owned());
-    tokio::task::spawn_blocking(move || telegaz_auth::hash_password(&pw))
-        .await
-        .map_err(|e| SimError::Accounts(format!("password hashing task failed: {e}")))?
-        .map_err(|e| SimError::Accounts(format!("password hashing failed: {e}")))
-}
-
-async fn verify(stored: String, password: &str) -> bool {
-    let pw = SecretString::from(password.to_owned());
-    tokio::task::spawn_blocking(move || telegaz_auth::verify_password(&stored, &pw))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(false)
-}
-
 /// Creates the devices that are missing (name, login, password hash) and
 /// gives existing ones the account's password when it differs; enables them.
+/// Passwords are hashed on as many threads as there are cores.
 pub async fn register(db: &dyn Database, accounts: &[Account]) -> Result<Registered, SimError> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut done = Registered::default();
-    for a in accounts {
-        let existing = db
-            .device_by_name(&a.name)
-            .await
-            .map_err(|e| SimError::Store(e.to_string()))?;
-        match existing {
-            None => {
-                let name = DeviceName::parse(&a.name)
-                    .map_err(|e| SimError::Accounts(format!("device name {:?}: {e}", a.name)))?;
-                let login = DeviceName::parse(&a.login)
-                    .map_err(|e| SimError::Accounts(format!("login {:?}: {e}", a.login)))?;
-                db.create_device(NewDevice {
-                    name,
-                    login,
-                    password_hash: hash(&a.password).await?,
-                    allowed_networks: vec![],
-                })
+    for chunk in accounts.chunks(threads.max(1)) {
+        let mut hashes = Vec::with_capacity(chunk.len());
+        for a in chunk {
+            let existing = db
+                .device_by_name(&a.name)
                 .await
                 .map_err(|e| SimError::Store(e.to_string()))?;
-                tracing::info!(device = %a.name, "simulated unit registered");
-                done.created += 1;
-            }
-            Some(d) => {
-                if d.login.as_str() != a.login {
-                    return Err(SimError::Accounts(format!(
-                        "device {} exists with login {}, not {}",
-                        a.name,
-                        d.login.as_str(),
-                        a.login
-                    )));
-                }
-                let ok = verify(d.password_hash.clone(), &a.password).await;
-                if ok && d.enabled {
-                    done.unchanged += 1;
-                    continue;
-                }
-                let update = DeviceUpdate {
-                    password_hash: if ok {
-                        None
-                    } else {
-                        Some(hash(&a.password).await?)
-                    },
-                    enabled: Some(true),
-                    ..DeviceUpdate::default()
+            let pw = a.password.clone();
+            // Hash (and check an existing hash) on the blocking pool, in parallel.
+            let task = tokio::task::spawn_blocking(move || {
+                let secret = SecretString::from(pw);
+                let same = existing.as_ref().is_some_and(|d| {
+                    telegaz_auth::verify_password(&d.password_hash, &secret).unwrap_or(false)
+                });
+                let hash = if same {
+                    None
+                } else {
+                    Some(telegaz_auth::hash_password(&secret).map_err(|e| e.to_string()))
                 };
-                db.update_device(d.id, update)
-                    .await
-                    .map_err(|e| SimError::Store(e.to_string()))?;
-                tracing::info!(device = %a.name, "simulated unit: password set to the account's");
-                done.updated += 1;
-            }
+                (existing, hash)
+            });
+            hashes.push((a, task));
+        }
+        for (a, task) in hashes {
+            let (existing, hash) = task
+                .await
+                .map_err(|e| SimError::Accounts(format!("password hashing task failed: {e}")))?;
+            let hash = hash
+                .transpose()
+                .map_err(|e| SimError::Accounts(format!("password hashing failed: {e}")))?;
+            apply(db, a, existing, hash, &mut done).await?;
         }
     }
     Ok(done)
+}
+
+/// Creates or updates one device; `hash` is `None` when its password is already the account's.
+async fn apply(
+    db: &dyn Database,
+    a: &Account,
+    existing: Option<telegaz_domain::Device>,
+    hash: Option<String>,
+    done: &mut Registered,
+) -> Result<(), SimError> {
+    match existing {
+        None => {
+            let name = DeviceName::parse(&a.name)
+                .map_err(|e| SimError::Accounts(format!("device name {:?}: {e}", a.name)))?;
+            let login = DeviceName::parse(&a.login)
+                .map_err(|e| SimError::Accounts(format!("login {:?}: {e}", a.login)))?;
+            db.create_device(NewDevice {
+                name,
+                login,
+                password_hash: hash.unwrap_or_default(),
+                allowed_networks: vec![],
+            })
+            .await
+            .map_err(|e| SimError::Store(e.to_string()))?;
+            tracing::info!(device = %a.name, "simulated unit registered");
+            done.created += 1;
+        }
+        Some(d) => {
+            if d.login.as_str() != a.login {
+                return Err(SimError::Accounts(format!(
+                    "device {} exists with login {}, not {}",
+                    a.name,
+                    d.login.as_str(),
+                    a.login
+                )));
+            }
+            if hash.is_none() && d.enabled {
+                done.unchanged += 1;
+                return Ok(());
+            }
+            let update = DeviceUpdate {
+                password_hash: hash,
+                enabled: Some(true),
+                ..DeviceUpdate::default()
+            };
+            db.update_device(d.id, update)
+                .await
+                .map_err(|e| SimError::Store(e.to_string()))?;
+            tracing::info!(device = %a.name, "simulated unit: password set to the account's, enabled");
+            done.updated += 1;
+        }
+    }
+    Ok(())
 }

@@ -97,8 +97,13 @@ impl Cli {
             _ => None,
         };
         if let Some(s) = serve {
+            let demo = matches!(self.command, Command::Demo(_));
             o.ftp = FtpOverrides {
-                listen: s.ftp_listen.clone(),
+                // The demo listens on the loopback unless told otherwise.
+                listen: s
+                    .ftp_listen
+                    .clone()
+                    .or_else(|| demo.then(|| cmd_demo::DEFAULT_FTP.to_owned())),
                 passive_ports: s.passive_ports,
                 passive_host: s.passive_host.clone(),
             };

@@ -20,6 +20,8 @@ use crate::cli::ServeArgs;
 
 /// The data directory of the demo unless --data-dir says otherwise.
 pub const DEFAULT_DIR: &str = "./telegaz-demo";
+/// The FTP address of the demo unless --ftp-listen says otherwise.
+pub const DEFAULT_FTP: &str = "127.0.0.1:2121";
 
 /// The sites of the demo fleet: device name and title.
 const SITES: [(&str, &str); 20] = [
