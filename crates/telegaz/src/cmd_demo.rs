@@ -163,9 +163,19 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
         } else {
             (local_now, now)
         };
+        let is_new = new.get(i).copied().unwrap_or(false);
+        if !is_new && i != SILENT {
+            // A later start: only the last three days again, to fill the gap
+            // since the last run (the rest are duplicates).
+            unit.skip_until(local_now - SignedDuration::from_hours(72));
+        }
         let archive = unit.generate_until(until);
-        if new.get(i).copied().unwrap_or(false) {
-            let name = format!("{}_month.txt", a.login);
+        if is_new || i != SILENT {
+            let name = if is_new {
+                format!("{}_month.txt", a.login)
+            } else {
+                format!("{}_catch_up.txt", a.login)
+            };
             let bytes = lis200::write(&archive);
             imported.push(
                 crate::cmd_ingest::store_bytes(
@@ -179,7 +189,7 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
                 )
                 .await?,
             );
-            if i == JUNK {
+            if i == JUNK && is_new {
                 imported.push(
                     crate::cmd_ingest::store_bytes(
                         &*db,
