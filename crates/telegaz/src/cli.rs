@@ -7,7 +7,8 @@ use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
 use crate::{
-    cmd_audit, cmd_delivery, cmd_device, cmd_ingest, cmd_report, cmd_uploads, cmd_user, serve,
+    cmd_audit, cmd_delivery, cmd_demo, cmd_device, cmd_ingest, cmd_report, cmd_simulate,
+    cmd_uploads, cmd_user, serve,
 };
 
 /// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
@@ -55,6 +56,11 @@ pub enum Command {
     Report(cmd_report::ReportArgs),
     /// Scheduled report e-mails: list what was sent, pending or failed; send one now.
     Deliveries(cmd_delivery::DeliveriesArgs),
+    /// Simulated БПЭК units uploading LIS-200 archives to an FTP server, with link faults.
+    Simulate(cmd_simulate::SimulateArgs),
+    /// A demonstration: the server with ~20 simulated units, a month of history
+    /// and live uploads, in ./telegaz-demo.
+    Demo(cmd_demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,9 +86,24 @@ impl Cli {
             database_url: self.database_url.clone(),
             ..Default::default()
         };
-        if let Command::Serve(s) = &self.command {
+        let serve = match &self.command {
+            Command::Serve(s) => Some(s),
+            Command::Demo(d) => {
+                if o.data_dir.is_none() {
+                    o.data_dir = Some(PathBuf::from(cmd_demo::DEFAULT_DIR));
+                }
+                Some(&d.serve)
+            }
+            _ => None,
+        };
+        if let Some(s) = serve {
+            let demo = matches!(self.command, Command::Demo(_));
             o.ftp = FtpOverrides {
-                listen: s.ftp_listen.clone(),
+                // The demo listens on the loopback unless told otherwise.
+                listen: s
+                    .ftp_listen
+                    .clone()
+                    .or_else(|| demo.then(|| cmd_demo::DEFAULT_FTP.to_owned())),
                 passive_ports: s.passive_ports,
                 passive_host: s.passive_host.clone(),
             };
@@ -110,7 +131,7 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
         crate::logging::init_cli();
     }
     match cli.command {
@@ -125,5 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daily(args) => cmd_ingest::daily(&config, args).await,
         Command::Report(args) => cmd_report::run(&config, args).await,
         Command::Deliveries(args) => cmd_delivery::run(&config, args).await,
+        Command::Simulate(args) => cmd_simulate::run(&config, args).await,
+        Command::Demo(args) => cmd_demo::run(config, args).await,
     }
 }

@@ -112,21 +112,44 @@ async fn store_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "import".into());
+    store_bytes(
+        db,
+        spool,
+        device,
+        &name,
+        &bytes,
+        &path.display().to_string(),
+        Timestamp::now(),
+    )
+    .await
+}
+
+/// Store `bytes` as an upload of `device` named `name`, received at `at`
+/// (durably, like an FTP upload); `source` says where they came from.
+pub(crate) async fn store_bytes(
+    db: &dyn Database,
+    spool: &Spool,
+    device: &Device,
+    name: &str,
+    bytes: &[u8],
+    source: &str,
+    at: Timestamp,
+) -> anyhow::Result<UploadId> {
     let id = db
         .begin_upload(&NewUpload {
             device_id: device.id,
-            original_name: FileName::utf8(&name),
+            original_name: FileName::utf8(name),
             path: format!("/import/{name}"),
             mode: UploadMode::Store,
             resumed_from: None,
             offset: 0,
             peer: Some("import".into()),
             session: None,
-            started_at: Timestamp::now(),
+            started_at: at,
         })
         .await?;
     let mut temp = spool.create_temp(id.0).await?;
-    temp.write(&bytes).await?;
+    temp.write(bytes).await?;
     let committed = spool.commit(temp).await?;
     db.finish_upload(
         id,
@@ -135,7 +158,7 @@ async fn store_file(
             size: committed.size,
             sha256: committed.sha256,
             reason: None,
-            finished_at: Timestamp::now(),
+            finished_at: at,
         },
     )
     .await?;
@@ -144,10 +167,8 @@ async fn store_file(
     e.device_id = Some(device.id);
     e.upload_id = Some(id);
     e.detail = format!(
-        "imported {} ({} bytes, sha256 {})",
-        path.display(),
-        committed.size,
-        committed.sha256
+        "imported {source} ({} bytes, sha256 {})",
+        committed.size, committed.sha256
     );
     db.insert_audit(&[e]).await?;
     Ok(id)

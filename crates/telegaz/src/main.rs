@@ -3,9 +3,11 @@
 mod cli;
 mod cmd_audit;
 mod cmd_delivery;
+mod cmd_demo;
 mod cmd_device;
 mod cmd_ingest;
 mod cmd_report;
+mod cmd_simulate;
 mod cmd_uploads;
 mod cmd_user;
 mod logging;

@@ -30,6 +30,47 @@ async fn bind_ftp(config: &Config) -> anyhow::Result<TcpListener> {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::logging::init_server(&config.log);
+    let running = start(&config).await?;
+    shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// A started server: its addresses, and how to stop it.
+pub struct Running {
+    pub ftp: std::net::SocketAddr,
+    pub web: std::net::SocketAddr,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
+    ingest_task: Option<tokio::task::JoinHandle<()>>,
+    delivery_task: Option<tokio::task::JoinHandle<()>>,
+    web_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    audit: AuditLog,
+    audit_task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops receiving, ingest, delivery and the web UI, and flushes the audit trail.
+    pub async fn stop(self) {
+        tracing::info!("shutting down");
+        let _ = self.stop_tx.send(true);
+        let _ = self.engine.await;
+        if let Some(task) = self.ingest_task {
+            let _ = task.await;
+        }
+        if let Some(task) = self.delivery_task {
+            let _ = task.await;
+        }
+        let _ = self.web_task.await;
+        self.audit.flush().await;
+        drop(self.audit);
+        let _ = self.audit_task.await;
+    }
+}
+
+/// Starts every part of the server (logging must be set up already).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let config = config.clone();
     let metrics = telegaz_web::install_metrics().map_err(anyhow::Error::msg)?;
     let db = crate::cli::open_db(&config).await?;
     let spool = Spool::open(config.spool_dir()).with_context(|| {
@@ -90,7 +131,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let web_listener = telegaz_web::bind(web_addr).await.with_context(|| {
         format!("cannot listen for HTTP on {web_addr}; choose another --web-listen")
     })?;
-    announce("HTTP", web_listener.local_addr()?);
+    let web_addr = web_listener.local_addr()?;
+    announce("HTTP", web_addr);
     crate::cmd_user::ensure_first_admin(&*db).await?;
     let web_ctx = telegaz_web::WebContext::new(
         db.clone(),
@@ -108,7 +150,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
 
     let ftp_listener = bind_ftp(&config).await?;
-    announce("FTP", ftp_listener.local_addr()?);
+    let ftp_addr = ftp_listener.local_addr()?;
+    announce("FTP", ftp_addr);
     let ftp = &config.ftp;
     let passive_address = match &ftp.passive_host {
         Some(host) => Some(resolve_passive_host(host).await?),
@@ -146,24 +189,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Its own task: a slow or absent mail server never holds up receiving or ingest.
     let delivery_task = scheduler.map(|s| tokio::spawn(s.run(stop_rx.clone())));
 
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    let _ = engine.await;
-    if let Some(task) = ingest_task {
-        let _ = task.await;
-    }
-    if let Some(task) = delivery_task {
-        let _ = task.await;
-    }
-    let _ = web_task.await;
-    audit.flush().await;
-    drop(audit);
-    let _ = audit_task.await;
-    Ok(())
+    Ok(Running {
+        ftp: ftp_addr,
+        web: web_addr,
+        stop_tx,
+        engine,
+        ingest_task,
+        delivery_task,
+        web_task,
+        audit,
+        audit_task,
+    })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
