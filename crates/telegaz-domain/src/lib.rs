@@ -5,6 +5,7 @@
 //! Nothing here performs I/O; the crates that receive, store and show data all
 //! depend on this one and on nothing of each other's that they do not need.
 
+mod alert;
 mod archive;
 mod audit;
 mod device;
@@ -13,6 +14,7 @@ pub mod gasday;
 mod upload;
 mod user;
 
+pub use alert::{Alert, AlertKind, AlertState, Notification, NotificationEvent, Severity};
 pub use archive::{
     ArchiveKind, ArchiveRecord, Check, Decimal, EventRecord, FileMeta, ParsedFile, Quantities,
     Unrecognised,
