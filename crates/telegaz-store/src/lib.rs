@@ -3,9 +3,11 @@
 //! One [`Database`] trait that the rest of Telegaz talks to, and its backends, each
 //! with its own embedded, versioned migrations. SQLite is the embedded default.
 
+mod alerts;
 mod delivery;
 mod path;
 mod sqlite;
+mod sqlite_alerts;
 mod sqlite_delivery;
 mod sqlite_ingest;
 mod sqlite_web;
@@ -22,6 +24,7 @@ use telegaz_domain::{
     UploadFinish, UploadId, UploadStatus, User, UserId, WebSession,
 };
 
+pub use alerts::{AlertFilter, NewAlert, NewNotification, NotificationSend, SendOutcome};
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use path::{join_path, split_path};
 pub use sqlite::SqliteDatabase;
@@ -258,6 +261,52 @@ pub trait Database: Send + Sync + 'static {
     /// Last contact, newest reading and problem uploads of every device, or
     /// of one (`only`).
     async fn device_activity(&self, only: Option<DeviceId>) -> Result<Vec<DeviceActivity>>;
+
+    // Alerts and their notifications.
+    /// Open an alert, and queue its notification in the same transaction,
+    /// unless an alert with the same key is not resolved yet (`None` then).
+    async fn open_alert(
+        &self,
+        alert: &NewAlert,
+        notification: Option<&NewNotification>,
+    ) -> Result<Option<telegaz_domain::Alert>>;
+    /// Resolve an alert (queueing its recovery notice in the same
+    /// transaction); resolving a resolved alert changes nothing.
+    async fn resolve_alert(
+        &self,
+        id: i64,
+        at: Timestamp,
+        notification: Option<&NewNotification>,
+    ) -> Result<telegaz_domain::Alert>;
+    async fn acknowledge_alert(
+        &self,
+        id: i64,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<telegaz_domain::Alert>;
+    /// Newest first.
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<telegaz_domain::Alert>>;
+    /// Queue a notification that is about no single alert (a digest).
+    async fn enqueue_notification(&self, notification: &NewNotification) -> Result<i64>;
+    /// Notifications waiting for `notifier` whose next attempt is due.
+    async fn due_notifications(
+        &self,
+        notifier: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<telegaz_domain::Notification>>;
+    async fn finish_notification(
+        &self,
+        notification_id: i64,
+        notifier: &str,
+        outcome: &SendOutcome,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// The newest notifications with their state per notifier.
+    async fn notification_sends(&self, limit: u32) -> Result<Vec<NotificationSend>>;
+    /// Start times of each enabled device's newest uploads (newest first).
+    async fn recent_upload_times(&self, per_device: u32)
+    -> Result<Vec<(DeviceId, Vec<Timestamp>)>>;
 
     // Users of the web UI and REST API.
     async fn create_user(&self, user: NewUser) -> Result<User>;

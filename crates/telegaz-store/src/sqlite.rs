@@ -1055,6 +1055,94 @@ impl Database for SqliteDatabase {
         crate::sqlite_web::device_activity(&self.pool, only).await
     }
 
+    async fn open_alert(
+        &self,
+        alert: &crate::NewAlert,
+        notification: Option<&crate::NewNotification>,
+    ) -> Result<Option<telegaz_domain::Alert>> {
+        let mut tx = self.write_tx().await?;
+        let opened = crate::sqlite_alerts::open(&mut tx, alert, notification).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an alert"))?;
+        Ok(opened)
+    }
+
+    async fn resolve_alert(
+        &self,
+        id: i64,
+        at: Timestamp,
+        notification: Option<&crate::NewNotification>,
+    ) -> Result<telegaz_domain::Alert> {
+        let mut tx = self.write_tx().await?;
+        let a = crate::sqlite_alerts::resolve(&mut tx, id, at, notification).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an alert"))?;
+        Ok(a)
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        id: i64,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<telegaz_domain::Alert> {
+        let mut tx = self.write_tx().await?;
+        let a = crate::sqlite_alerts::acknowledge(&mut tx, id, by, at).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing an alert"))?;
+        Ok(a)
+    }
+
+    async fn list_alerts(&self, filter: &crate::AlertFilter) -> Result<Vec<telegaz_domain::Alert>> {
+        crate::sqlite_alerts::list(&self.pool, filter).await
+    }
+
+    async fn enqueue_notification(&self, notification: &crate::NewNotification) -> Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let id = crate::sqlite_alerts::enqueue(&mut tx, notification, None).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a notification"))?;
+        Ok(id)
+    }
+
+    async fn due_notifications(
+        &self,
+        notifier: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<telegaz_domain::Notification>> {
+        crate::sqlite_alerts::due(&self.pool, notifier, now, limit).await
+    }
+
+    async fn finish_notification(
+        &self,
+        notification_id: i64,
+        notifier: &str,
+        outcome: &crate::SendOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        crate::sqlite_alerts::finish(&mut tx, notification_id, notifier, outcome, now).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a notification attempt"))
+    }
+
+    async fn notification_sends(&self, limit: u32) -> Result<Vec<crate::NotificationSend>> {
+        crate::sqlite_alerts::sends(&self.pool, limit).await
+    }
+
+    async fn recent_upload_times(
+        &self,
+        per_device: u32,
+    ) -> Result<Vec<(DeviceId, Vec<Timestamp>)>> {
+        crate::sqlite_alerts::recent_upload_times(&self.pool, per_device).await
+    }
+
     async fn create_user(&self, user: NewUser) -> Result<User> {
         crate::sqlite_web::create_user(&self.pool, &user).await
     }

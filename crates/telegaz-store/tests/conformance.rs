@@ -114,7 +114,208 @@ conformance!(
     api_tokens_are_found_by_hash_and_revocable,
     device_activity_summarises_the_fleet,
     audit_pages_newest_first_and_filters_by_login,
+    alerts_open_once_per_condition_and_resolve_with_a_notice,
+    notifications_are_sent_once_per_notifier_and_retried,
 );
+
+fn notice(
+    event: telegaz_domain::NotificationEvent,
+    notifiers: &[&str],
+) -> telegaz_store::NewNotification {
+    telegaz_store::NewNotification {
+        event,
+        kind: telegaz_domain::AlertKind::Silent,
+        severity: telegaz_domain::Severity::Warning,
+        device: Some("unit-1".into()),
+        title: "Узел unit-1 молчит".into(),
+        text: "Нет связи".into(),
+        at: at("2026-11-25T10:00:00Z"),
+        devices: vec![],
+        notifiers: notifiers.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+async fn alerts_open_once_per_condition_and_resolve_with_a_notice(db: &dyn Database) {
+    use telegaz_domain::{AlertKind, AlertState, NotificationEvent, Severity};
+    use telegaz_store::{AlertFilter, NewAlert};
+    let d = device(db, "unit-1").await;
+    let new = NewAlert {
+        key: format!("silent:{}", d.id),
+        kind: AlertKind::Silent,
+        severity: Severity::Warning,
+        device_id: Some(d.id),
+        title: "Узел unit-1 молчит".into(),
+        detail: "<b>нет связи</b>".into(),
+        opened_at: at("2026-11-25T10:00:00Z"),
+    };
+    let first = db
+        .open_alert(&new, Some(&notice(NotificationEvent::Opened, &["mail"])))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.state, AlertState::Open);
+    assert_eq!(first.device.as_deref(), Some("unit-1"));
+    assert!(
+        db.open_alert(&new, Some(&notice(NotificationEvent::Opened, &["mail"])))
+            .await
+            .unwrap()
+            .is_none(),
+        "the same condition opens no second alert"
+    );
+    assert_eq!(
+        db.due_notifications("mail", at("2026-11-25T10:00:00Z"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "and queues no second notification"
+    );
+    let acked = db
+        .acknowledge_alert(first.id, "иванов", at("2026-11-25T10:05:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(acked.state, AlertState::Acknowledged);
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("иванов"));
+    let active = db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 1);
+    let resolved = db
+        .resolve_alert(
+            first.id,
+            at("2026-11-25T11:00:00Z"),
+            Some(&notice(NotificationEvent::Resolved, &["mail"])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.state, AlertState::Resolved);
+    assert_eq!(resolved.resolved_at, Some(at("2026-11-25T11:00:00Z")));
+    // Resolving again changes nothing and queues no second notice.
+    db.resolve_alert(
+        first.id,
+        at("2026-11-25T12:00:00Z"),
+        Some(&notice(NotificationEvent::Resolved, &["mail"])),
+    )
+    .await
+    .unwrap();
+    let due = db
+        .due_notifications("mail", at("2026-11-25T13:00:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 2, "one opened, one resolved: {due:?}");
+    assert_eq!(due[1].event, NotificationEvent::Resolved);
+    assert_eq!(due[1].alert_id, Some(first.id));
+    assert!(
+        db.acknowledge_alert(first.id, "x", at("2026-11-25T13:00:00Z"))
+            .await
+            .is_err()
+    );
+    // After it is over, the same condition opens a new alert.
+    let again = db.open_alert(&new, None).await.unwrap().unwrap();
+    assert_ne!(again.id, first.id);
+    assert!(
+        db.list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| a.id == again.id)
+    );
+    assert_eq!(
+        db.list_alerts(&AlertFilter::default()).await.unwrap().len(),
+        2
+    );
+}
+
+async fn notifications_are_sent_once_per_notifier_and_retried(db: &dyn Database) {
+    use telegaz_domain::NotificationEvent;
+    use telegaz_store::SendOutcome;
+    let mut digest = notice(NotificationEvent::Digest, &["mail", "mqtt"]);
+    digest.devices = vec!["a".into(), "b".into()];
+    let id = db.enqueue_notification(&digest).await.unwrap();
+    let now = at("2026-11-25T10:00:00Z");
+    let mail = db.due_notifications("mail", now, 10).await.unwrap();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].id, id);
+    assert_eq!(mail[0].devices, vec!["a", "b"]);
+    db.finish_notification(id, "mail", &SendOutcome::Sent, now)
+        .await
+        .unwrap();
+    assert!(
+        db.due_notifications("mail", now, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "sent once"
+    );
+    let retry_at = at("2026-11-25T10:05:00Z");
+    db.finish_notification(
+        id,
+        "mqtt",
+        &SendOutcome::Retry {
+            error: "broker down".into(),
+            at: retry_at,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(
+        db.due_notifications("mqtt", now, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before its time"
+    );
+    assert_eq!(
+        db.due_notifications("mqtt", retry_at, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    db.finish_notification(
+        id,
+        "mqtt",
+        &SendOutcome::Failed {
+            error: "gave up".into(),
+        },
+        retry_at,
+    )
+    .await
+    .unwrap();
+    assert!(
+        db.due_notifications("mqtt", at("2026-11-26T00:00:00Z"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sends = db.notification_sends(10).await.unwrap();
+    let mqtt = sends.iter().find(|s| s.notifier == "mqtt").unwrap();
+    assert_eq!((mqtt.state.as_str(), mqtt.attempts), ("failed", 2));
+    assert_eq!(mqtt.last_error.as_deref(), Some("gave up"));
+    let mail = sends.iter().find(|s| s.notifier == "mail").unwrap();
+    assert_eq!(mail.sent_at, Some(now));
+    assert!(
+        db.finish_notification(999, "mail", &SendOutcome::Sent, now)
+            .await
+            .is_err()
+    );
+    // Upload times, newest first, per enabled device.
+    let d = device(db, "unit-t").await;
+    upload(db, d.id, "/1", 1).await;
+    upload(db, d.id, "/2", 2).await;
+    let times = db.recent_upload_times(5).await.unwrap();
+    let mine = &times.iter().find(|(id, _)| *id == d.id).unwrap().1;
+    assert_eq!(mine.len(), 2);
+    assert!(mine[0] >= mine[1]);
+}
 
 async fn users_sessions_and_roles(db: &dyn Database) {
     use telegaz_domain::{Role, UserName};
