@@ -1,0 +1,461 @@
+//! Evaluation: which conditions hold now, and the alerts that follow.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use telegaz_domain::{Alert, AlertKind, Device, DeviceId, NotificationEvent, Severity};
+use telegaz_store::{AlertFilter, Database, DeviceActivity, NewAlert, NewNotification, StoreError};
+
+use crate::Clock;
+
+/// How alerts are raised.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// How often conditions are evaluated.
+    pub evaluate_every: Duration,
+    /// Added to a unit's usual interval before it counts as silent.
+    pub silent_grace: Duration,
+    /// The interval assumed for a unit whose schedule cannot be learned yet
+    /// (fewer than three uploads).
+    pub silent_default_interval: Duration,
+    /// This many units going silent (or coming back) in one evaluation are
+    /// told in one digest instead of a message each.
+    pub digest_threshold: usize,
+    /// The notifiers every notification goes to (by name).
+    pub notifiers: Vec<String>,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            evaluate_every: Duration::from_secs(60),
+            silent_grace: Duration::from_secs(30 * 60),
+            silent_default_interval: Duration::from_secs(24 * 3600),
+            digest_threshold: 20,
+            notifiers: Vec::new(),
+        }
+    }
+}
+
+/// The kinds of alert the engine raises and resolves itself.
+const MANAGED: [AlertKind; 3] = [
+    AlertKind::Silent,
+    AlertKind::CorrectorEvent,
+    AlertKind::UploadProblem,
+];
+
+/// Uploads of a unit that its schedule is learned from.
+const HISTORY: u32 = 11;
+
+/// What one evaluation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    pub opened: usize,
+    pub resolved: usize,
+    /// Digests queued (instead of one message per unit).
+    pub digests: usize,
+    /// Notifications queued, digests included.
+    pub notifications: usize,
+}
+
+/// A condition that holds now.
+#[derive(Debug, Clone)]
+struct Condition {
+    key: String,
+    kind: AlertKind,
+    severity: Severity,
+    device_id: DeviceId,
+    device: String,
+    title: String,
+    text: String,
+}
+
+/// Derives alerts from the store.
+pub struct Engine {
+    db: Arc<dyn Database>,
+    clock: Arc<dyn Clock>,
+    settings: AlertSettings,
+}
+
+fn to_signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+/// `3 ч 05 мин`, for people.
+fn human(d: SignedDuration) -> String {
+    let mins = d.as_secs().max(0) / 60;
+    let (days, hours, mins) = (mins / 1440, (mins / 60) % 24, mins % 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins} мин"),
+        (0, h) => format!("{h} ч {mins:02} мин"),
+        (d, h) => format!("{d} сут {h} ч"),
+    }
+}
+
+fn moscow(t: Timestamp) -> String {
+    let tz = jiff::tz::TimeZone::get("Europe/Moscow").unwrap_or(jiff::tz::TimeZone::UTC);
+    tz.to_datetime(t).strftime("%d.%m.%Y %H:%M МСК").to_string()
+}
+
+/// A unit's usual interval between uploads: the median gap between its
+/// newest uploads, when there are at least three.
+pub(crate) fn learned_interval(times_newest_first: &[Timestamp]) -> Option<SignedDuration> {
+    if times_newest_first.len() < 3 {
+        return None;
+    }
+    let mut gaps: Vec<SignedDuration> = times_newest_first
+        .windows(2)
+        .filter_map(|w| match w {
+            [newer, older] => Some(newer.duration_since(*older)),
+            _ => None,
+        })
+        .filter(|g| g.is_positive())
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    gaps.sort();
+    gaps.get(gaps.len() / 2).copied()
+}
+
+fn status_alarm(words: &[String]) -> Option<&String> {
+    words.iter().find(|w| {
+        let w = w.trim();
+        let value = match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => w.parse::<u64>().ok(),
+        };
+        !w.is_empty() && value != Some(0)
+    })
+}
+
+impl Engine {
+    pub fn new(db: Arc<dyn Database>, clock: Arc<dyn Clock>, settings: AlertSettings) -> Self {
+        Engine {
+            db,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &AlertSettings {
+        &self.settings
+    }
+
+    fn conditions(
+        &self,
+        now: Timestamp,
+        devices: &[Device],
+        activity: &HashMap<DeviceId, DeviceActivity>,
+        times: &HashMap<DeviceId, Vec<Timestamp>>,
+    ) -> Vec<Condition> {
+        let mut out = Vec::new();
+        for d in devices.iter().filter(|d| d.enabled) {
+            let Some(a) = activity.get(&d.id) else {
+                continue;
+            };
+            let label = if d.title.is_empty() {
+                d.name.to_string()
+            } else {
+                format!("{} ({})", d.name, d.title)
+            };
+            // A unit never heard from is not expected yet: it cannot be silent.
+            if let Some(last) = a.last_contact() {
+                let learned = times.get(&d.id).and_then(|t| learned_interval(t));
+                let interval = learned.unwrap_or(to_signed(self.settings.silent_default_interval));
+                let quiet = now.duration_since(last);
+                if quiet > interval.saturating_add(to_signed(self.settings.silent_grace)) {
+                    out.push(Condition {
+                        key: format!("silent:{}", d.id),
+                        kind: AlertKind::Silent,
+                        severity: Severity::Warning,
+                        device_id: d.id,
+                        device: d.name.to_string(),
+                        title: format!("Узел {} молчит", d.name),
+                        text: format!(
+                            "Узел {label}: нет связи с {} ({} назад); обычный интервал передачи {}{}.",
+                            moscow(last),
+                            human(quiet),
+                            human(interval),
+                            if learned.is_some() { "" } else { " (по умолчанию)" }
+                        ),
+                    });
+                }
+            }
+            if let Some(word) = status_alarm(&a.newest_status) {
+                let when = a.newest_reading.map(|t| t.to_string()).unwrap_or_default();
+                out.push(Condition {
+                    key: format!("corrector_alarm:{}", d.id),
+                    kind: AlertKind::CorrectorEvent,
+                    severity: Severity::Critical,
+                    device_id: d.id,
+                    device: d.name.to_string(),
+                    title: format!("Авария корректора на узле {}", d.name),
+                    text: format!(
+                        "Узел {label}: в последней часовой записи ({when}) слово состояния {word}."
+                    ),
+                });
+            }
+            if a.problem_uploads > 0 {
+                out.push(Condition {
+                    key: format!("upload_problem:{}", d.id),
+                    kind: AlertKind::UploadProblem,
+                    severity: Severity::Warning,
+                    device_id: d.id,
+                    device: d.name.to_string(),
+                    title: format!("Файлы узла {} не разобраны", d.name),
+                    text: format!(
+                        "Узел {label}: файлов в карантине или с ошибкой разбора: {}. Проверьте их в разделе «Файлы».",
+                        a.problem_uploads
+                    ),
+                });
+            }
+        }
+        out
+    }
+
+    fn notice(&self, event: NotificationEvent, c: &Condition, at: Timestamp) -> NewNotification {
+        let (title, text) = match event {
+            NotificationEvent::Resolved => (
+                format!("Восстановлено: {}", c.title),
+                format!("Состояние нормализовалось ({}).", moscow(at)),
+            ),
+            _ => (c.title.clone(), c.text.clone()),
+        };
+        NewNotification {
+            event,
+            kind: c.kind,
+            severity: c.severity,
+            device: Some(c.device.clone()),
+            title,
+            text,
+            at,
+            devices: vec![c.device.clone()],
+            notifiers: self.settings.notifiers.clone(),
+        }
+    }
+
+    fn digest(
+        &self,
+        event: NotificationEvent,
+        devices: Vec<String>,
+        at: Timestamp,
+    ) -> NewNotification {
+        let opened = event == NotificationEvent::Opened;
+        let title = if opened {
+            format!("Нет связи с {} узлами", devices.len())
+        } else {
+            format!("Связь восстановлена с {} узлами", devices.len())
+        };
+        let mut shown: Vec<&str> = devices.iter().map(String::as_str).take(50).collect();
+        if devices.len() > shown.len() {
+            shown.push("…");
+        }
+        let text = format!(
+            "{} ({}). Возможна авария сети оператора связи. Узлы: {}.",
+            title,
+            moscow(at),
+            shown.join(", ")
+        );
+        NewNotification {
+            event: NotificationEvent::Digest,
+            kind: AlertKind::Silent,
+            severity: if opened {
+                Severity::Critical
+            } else {
+                Severity::Info
+            },
+            device: None,
+            title,
+            text,
+            at,
+            devices,
+            notifiers: self.settings.notifiers.clone(),
+        }
+    }
+
+    /// Evaluate once: open the alerts whose condition began, resolve those
+    /// whose condition is over, queue their notifications.
+    pub async fn evaluate(&self) -> Result<Evaluation, StoreError> {
+        let now = self.clock.now();
+        let devices = self.db.list_devices().await?;
+        let activity: HashMap<DeviceId, DeviceActivity> = self
+            .db
+            .device_activity(None)
+            .await?
+            .into_iter()
+            .map(|a| (a.device_id, a))
+            .collect();
+        let times: HashMap<DeviceId, Vec<Timestamp>> = self
+            .db
+            .recent_upload_times(HISTORY)
+            .await?
+            .into_iter()
+            .collect();
+        let conditions = self.conditions(now, &devices, &activity, &times);
+        let active = self
+            .db
+            .list_alerts(&AlertFilter {
+                active: true,
+                ..AlertFilter::default()
+            })
+            .await?;
+        let active_keys: HashSet<&str> = active.iter().map(|a| a.key.as_str()).collect();
+        let mut result = Evaluation::default();
+
+        let new: Vec<&Condition> = conditions
+            .iter()
+            .filter(|c| !active_keys.contains(c.key.as_str()))
+            .collect();
+        let new_silent = new.iter().filter(|c| c.kind == AlertKind::Silent).count();
+        let digest_opened = new_silent >= self.settings.digest_threshold.max(2);
+        let mut digest_devices = Vec::new();
+        for c in new {
+            let in_digest = digest_opened && c.kind == AlertKind::Silent;
+            let notice = (!in_digest).then(|| self.notice(NotificationEvent::Opened, c, now));
+            let alert = NewAlert {
+                key: c.key.clone(),
+                kind: c.kind,
+                severity: c.severity,
+                device_id: Some(c.device_id),
+                title: c.title.clone(),
+                detail: c.text.clone(),
+                opened_at: now,
+            };
+            if self.db.open_alert(&alert, notice.as_ref()).await?.is_some() {
+                result.opened += 1;
+                if in_digest {
+                    digest_devices.push(c.device.clone());
+                } else {
+                    result.notifications += 1;
+                }
+                tracing::warn!(alert = %c.key, device = %c.device, kind = %c.kind, "alert opened");
+                metrics::counter!("telegaz_alerts_opened_total", "kind" => c.kind.as_str())
+                    .increment(1);
+            }
+        }
+        if !digest_devices.is_empty() {
+            digest_devices.sort();
+            self.db
+                .enqueue_notification(&self.digest(NotificationEvent::Opened, digest_devices, now))
+                .await?;
+            result.digests += 1;
+            result.notifications += 1;
+        }
+
+        let holding: HashSet<&str> = conditions.iter().map(|c| c.key.as_str()).collect();
+        let over: Vec<&Alert> = active
+            .iter()
+            .filter(|a| MANAGED.contains(&a.kind) && !holding.contains(a.key.as_str()))
+            .collect();
+        let over_silent = over.iter().filter(|a| a.kind == AlertKind::Silent).count();
+        let digest_resolved = over_silent >= self.settings.digest_threshold.max(2);
+        let mut back = Vec::new();
+        for a in over {
+            let in_digest = digest_resolved && a.kind == AlertKind::Silent;
+            let device = a.device.clone().unwrap_or_default();
+            let condition = Condition {
+                key: a.key.clone(),
+                kind: a.kind,
+                severity: a.severity,
+                device_id: a.device_id.unwrap_or(DeviceId(0)),
+                device: device.clone(),
+                title: a.title.clone(),
+                text: a.detail.clone(),
+            };
+            let notice =
+                (!in_digest).then(|| self.notice(NotificationEvent::Resolved, &condition, now));
+            self.db.resolve_alert(a.id, now, notice.as_ref()).await?;
+            result.resolved += 1;
+            if in_digest {
+                back.push(device);
+            } else {
+                result.notifications += 1;
+            }
+            tracing::info!(alert = %a.key, "alert resolved");
+            metrics::counter!("telegaz_alerts_resolved_total", "kind" => a.kind.as_str())
+                .increment(1);
+        }
+        if !back.is_empty() {
+            back.sort();
+            self.db
+                .enqueue_notification(&self.digest(NotificationEvent::Resolved, back, now))
+                .await?;
+            result.digests += 1;
+            result.notifications += 1;
+        }
+        Ok(result)
+    }
+
+    /// Evaluate every `evaluate_every` until `shutdown` changes. A failed
+    /// evaluation is logged and tried again at the next turn.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            match self.evaluate().await {
+                Ok(e) if e.opened + e.resolved > 0 => {
+                    tracing::info!(
+                        opened = e.opened,
+                        resolved = e.resolved,
+                        digests = e.digests,
+                        "alerts evaluated"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "alert evaluation failed; trying again at the next turn")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.evaluate_every) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn the_schedule_is_the_median_gap_of_the_newest_uploads() {
+        let hourly = [
+            t("2026-11-25T10:00:00Z"),
+            t("2026-11-25T09:00:00Z"),
+            t("2026-11-25T08:00:00Z"),
+            t("2026-11-25T05:00:00Z"),
+        ];
+        assert_eq!(
+            learned_interval(&hourly),
+            Some(SignedDuration::from_hours(1))
+        );
+        assert_eq!(
+            learned_interval(&hourly[..2]),
+            None,
+            "too few to learn from"
+        );
+    }
+
+    #[test]
+    fn status_words_that_say_alarm() {
+        assert!(status_alarm(&["0".into(), "0x0000".into()]).is_none());
+        assert_eq!(
+            status_alarm(&["0".into(), "0x2000".into()]).map(String::as_str),
+            Some("0x2000")
+        );
+        assert!(status_alarm(&["".into()]).is_none());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(SignedDuration::from_mins(45)), "45 мин");
+        assert_eq!(human(SignedDuration::from_mins(185)), "3 ч 05 мин");
+        assert_eq!(human(SignedDuration::from_hours(50)), "2 сут 2 ч");
+    }
+}

@@ -1,0 +1,370 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Alerts over time, on a real SQLite store, with a clock the test moves.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use telegaz_alerts::{AlertSettings, Clock, Dispatcher, Engine, ManualClock, SendError, Sender};
+use telegaz_domain::{
+    AlertKind, AlertState, DeviceId, DeviceName, FileName, IngestState, NewUpload, Notification,
+    NotificationEvent, Sha256Digest, UploadFinish, UploadMode, UploadStatus,
+};
+use telegaz_store::{AlertFilter, Database, NewDevice};
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+async fn db() -> (tempfile::TempDir, Arc<dyn Database>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = telegaz_store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    (dir, db)
+}
+
+async fn device(db: &dyn Database, name: &str) -> DeviceId {
+    db.create_device(NewDevice {
+        name: DeviceName::parse(name).unwrap(),
+        login: DeviceName::parse(name).unwrap(),
+        password_hash: "$argon2id$x".into(),
+        allowed_networks: vec![],
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+/// An upload that started at `at` (its bytes do not matter here).
+async fn upload_at(
+    db: &dyn Database,
+    d: DeviceId,
+    at: Timestamp,
+    byte: u8,
+) -> telegaz_domain::UploadId {
+    let id = db
+        .begin_upload(&NewUpload {
+            device_id: d,
+            original_name: FileName::utf8("a.txt"),
+            path: format!("/a{byte}.txt"),
+            mode: UploadMode::Store,
+            resumed_from: None,
+            offset: 0,
+            peer: None,
+            session: None,
+            started_at: at,
+        })
+        .await
+        .unwrap();
+    db.finish_upload(
+        id,
+        &UploadFinish {
+            status: UploadStatus::Complete,
+            size: 10,
+            sha256: Sha256Digest([byte; 32]),
+            reason: None,
+            finished_at: at,
+        },
+    )
+    .await
+    .unwrap();
+    id
+}
+
+/// Hourly uploads ending at `last`.
+async fn hourly(db: &dyn Database, d: DeviceId, last: Timestamp, n: i64) {
+    for i in (0..n).rev() {
+        upload_at(db, d, last - SignedDuration::from_hours(i), i as u8).await;
+    }
+}
+
+fn settings(notifiers: &[&str]) -> AlertSettings {
+    AlertSettings {
+        silent_grace: std::time::Duration::from_secs(30 * 60),
+        digest_threshold: 20,
+        notifiers: notifiers.iter().map(|s| (*s).to_owned()).collect(),
+        ..AlertSettings::default()
+    }
+}
+
+/// A notifier that keeps what it was sent, and can be made to fail.
+#[derive(Default)]
+struct Recorder {
+    name: String,
+    got: Mutex<Vec<Notification>>,
+    down: Mutex<bool>,
+}
+
+#[async_trait]
+impl Sender for Recorder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        if *self.down.lock().unwrap() {
+            return Err(SendError {
+                message: "connection refused".into(),
+                retryable: true,
+            });
+        }
+        self.got.lock().unwrap().push(n.clone());
+        Ok(())
+    }
+}
+
+fn recorder(name: &str) -> Arc<Recorder> {
+    Arc::new(Recorder {
+        name: name.into(),
+        ..Recorder::default()
+    })
+}
+
+#[tokio::test]
+async fn silence_is_found_after_the_grace_period_and_a_return_resolves_it_once() {
+    let (_dir, db) = db().await;
+    let d = device(&*db, "kotelnaya-1").await;
+    let last = t("2026-11-25T10:00:00Z");
+    hourly(&*db, d, last, 6).await;
+    let clock = Arc::new(ManualClock::new(last));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail"]));
+    let mail = recorder("mail");
+    let dispatcher = Dispatcher::new(db.clone(), clock.clone(), vec![mail.clone()]);
+
+    // Learned schedule: hourly; grace 30 min: silent after 11:30.
+    clock.set(t("2026-11-25T11:29:00Z"));
+    assert_eq!(engine.evaluate().await.unwrap().opened, 0, "not yet");
+    clock.set(t("2026-11-25T11:31:00Z"));
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.opened, e.notifications), (1, 1));
+    let alerts = db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::Silent);
+    assert_eq!(dispatcher.deliver_due().await, 1);
+    // Still silent: no second alert, no second message.
+    clock.advance(SignedDuration::from_mins(10));
+    assert_eq!(engine.evaluate().await.unwrap(), Default::default());
+    assert_eq!(dispatcher.deliver_due().await, 0);
+    // Acknowledged in the UI, then the unit calls again: resolved, one recovery notice.
+    db.acknowledge_alert(alerts[0].id, "диспетчер", clock.now())
+        .await
+        .unwrap();
+    upload_at(&*db, d, clock.now(), 99).await;
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.resolved, e.notifications), (1, 1));
+    assert_eq!(
+        engine.evaluate().await.unwrap(),
+        Default::default(),
+        "resolved once"
+    );
+    assert_eq!(dispatcher.deliver_due().await, 1);
+    let got = mail.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].event, NotificationEvent::Opened);
+    assert!(
+        got[0].title.contains("kotelnaya-1")
+            && got[0].text.contains("обычный интервал передачи 1 ч"),
+        "{got:?}"
+    );
+    assert_eq!(got[1].event, NotificationEvent::Resolved);
+    assert_eq!(got[1].alert_id, got[0].alert_id);
+    let all = db.list_alerts(&AlertFilter::default()).await.unwrap();
+    assert_eq!(all[0].state, AlertState::Resolved);
+}
+
+#[tokio::test]
+async fn a_unit_without_a_learned_schedule_uses_the_default_and_one_never_heard_from_is_not_silent()
+{
+    let (_dir, db) = db().await;
+    let d = device(&*db, "new-unit").await;
+    device(&*db, "never-called").await;
+    upload_at(&*db, d, t("2026-11-25T10:00:00Z"), 1).await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-26T10:29:00Z")));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&[]));
+    assert_eq!(
+        engine.evaluate().await.unwrap().opened,
+        0,
+        "24 h + 30 min by default"
+    );
+    clock.set(t("2026-11-26T10:31:00Z"));
+    assert_eq!(engine.evaluate().await.unwrap().opened, 1);
+}
+
+#[tokio::test]
+async fn a_thousand_units_silent_at_once_are_one_digest_and_their_return_another() {
+    let (_dir, db) = db().await;
+    let last = t("2026-11-25T10:00:00Z");
+    let mut ids = Vec::new();
+    for i in 0..1000 {
+        let d = device(&*db, &format!("u{i:04}")).await;
+        upload_at(&*db, d, last, 1).await;
+        ids.push(d);
+    }
+    let clock = Arc::new(ManualClock::new(t("2026-11-26T11:00:00Z")));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail", "mqtt"]));
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.opened, e.digests, e.notifications), (1000, 1, 1));
+    let mail = recorder("mail");
+    let mqtt = recorder("mqtt");
+    let dispatcher = Dispatcher::new(db.clone(), clock.clone(), vec![mail.clone(), mqtt.clone()]);
+    assert_eq!(dispatcher.deliver_due().await, 2, "one digest per notifier");
+    let digest = mail.got.lock().unwrap()[0].clone();
+    assert_eq!(digest.event, NotificationEvent::Digest);
+    assert_eq!(digest.devices.len(), 1000);
+    assert!(digest.title.contains("1000"));
+    // The network comes back: every unit calls; one digest of recovery.
+    for (i, d) in ids.iter().enumerate() {
+        upload_at(&*db, *d, clock.now(), (i % 200) as u8 + 2).await;
+    }
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.resolved, e.digests, e.notifications), (1000, 1, 1));
+    assert_eq!(dispatcher.deliver_due().await, 2);
+}
+
+#[tokio::test]
+async fn a_restart_sends_nothing_twice_and_a_notifier_that_is_down_is_retried_without_blocking_others()
+ {
+    let (_dir, db) = db().await;
+    let d = device(&*db, "shrp-7").await;
+    hourly(&*db, d, t("2026-11-25T10:00:00Z"), 4).await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-25T12:00:00Z")));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail", "webhook"]));
+    assert_eq!(engine.evaluate().await.unwrap().opened, 1);
+    let mail = recorder("mail");
+    let hook = recorder("webhook");
+    *hook.down.lock().unwrap() = true;
+    let first = Dispatcher::new(db.clone(), clock.clone(), vec![mail.clone(), hook.clone()]);
+    assert_eq!(
+        first.deliver_due().await,
+        1,
+        "mail goes out although the webhook is down"
+    );
+    let sends = db.notification_sends(10).await.unwrap();
+    let failed = sends.iter().find(|s| s.notifier == "webhook").unwrap();
+    assert_eq!(failed.state, "pending");
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("connection refused"),
+        "the failure is reported"
+    );
+    assert!(
+        failed.next_attempt_at > clock.now(),
+        "retried later, not at once"
+    );
+    // "Restart": a new dispatcher (and engine) over the same database.
+    drop(first);
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail", "webhook"]));
+    assert_eq!(
+        engine.evaluate().await.unwrap(),
+        Default::default(),
+        "the alert is still open: nothing new"
+    );
+    let mail2 = recorder("mail");
+    let hook2 = recorder("webhook");
+    let second = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        vec![mail2.clone(), hook2.clone()],
+    );
+    assert_eq!(
+        second.deliver_due().await,
+        0,
+        "nothing due yet, nothing re-sent"
+    );
+    clock.advance(SignedDuration::from_mins(5));
+    assert_eq!(second.deliver_due().await, 1, "the webhook's retry");
+    assert!(
+        mail2.got.lock().unwrap().is_empty(),
+        "mail was sent before the restart"
+    );
+    assert_eq!(hook2.got.lock().unwrap().len(), 1);
+    // A notifier down for a day is given up, and says so.
+    *hook2.down.lock().unwrap() = true;
+    db.acknowledge_alert(1, "x", clock.now()).await.unwrap();
+    upload_at(&*db, d, clock.now(), 50).await;
+    engine.evaluate().await.unwrap();
+    clock.advance(SignedDuration::from_hours(25));
+    second.deliver_due().await;
+    let sends = db.notification_sends(10).await.unwrap();
+    assert!(
+        sends
+            .iter()
+            .any(|s| s.notifier == "webhook" && s.state == "failed"),
+        "{sends:?}"
+    );
+}
+
+#[tokio::test]
+async fn corrector_alarms_and_files_not_understood_open_and_close_alerts() {
+    use telegaz_domain::{ArchiveKind, ArchiveRecord, Check, ParsedFile, Quantities};
+    let (_dir, db) = db().await;
+    let d = device(&*db, "ek270-3").await;
+    let now = t("2026-11-25T10:00:00Z");
+    let row = |status: &str, hour: i8| ArchiveRecord {
+        kind: ArchiveKind::Interval,
+        record_no: Some(100 + hour as u64),
+        local_time: jiff::civil::date(2026, 11, 25).at(hour, 0, 0, 0),
+        utc_offset_seconds: None,
+        quantities: Quantities::default(),
+        status: vec![status.into()],
+        event_code: Some(0x8104),
+        check: Check::Ok,
+        line: 1,
+    };
+    let file = |rows| ParsedFile {
+        format: "test".into(),
+        records: rows,
+        ..ParsedFile::default()
+    };
+    let a = upload_at(&*db, d, now, 1).await;
+    db.store_parsed(a, d, &file(vec![row("0", 9), row("0x2000", 10)]))
+        .await
+        .unwrap();
+    let junk = upload_at(&*db, d, now, 2).await;
+    db.finish_ingest(junk, IngestState::Quarantined, "not a known format")
+        .await
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail"]));
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!(e.opened, 2);
+    let kinds: Vec<AlertKind> = db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.kind)
+        .collect();
+    assert!(
+        kinds.contains(&AlertKind::CorrectorEvent) && kinds.contains(&AlertKind::UploadProblem)
+    );
+    // The next hour is normal again, and the junk file is re-parsed fine.
+    let b = upload_at(&*db, d, now, 3).await;
+    db.store_parsed(b, d, &file(vec![row("0", 11)]))
+        .await
+        .unwrap();
+    db.enqueue_ingest(junk).await.unwrap();
+    db.store_parsed(junk, d, &file(vec![row("0", 8)]))
+        .await
+        .unwrap();
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!(e.resolved, 2);
+    assert!(
+        db.list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
+}
