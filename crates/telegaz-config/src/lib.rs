@@ -51,6 +51,11 @@ pub struct Config {
     pub delivery: Vec<DeliveryConfig>,
     /// Retries and catch-up of the delivery scheduler.
     pub delivery_policy: DeliveryPolicyConfig,
+    /// Alerts: silent units, corrector alarms, files not understood.
+    pub alerts: AlertsConfig,
+    /// Where alert notifications go (`[[notifier]]` tables: e-mail, webhook,
+    /// Telegram, MQTT); read by `telegaz-notify`, which checks them.
+    pub notifier: Vec<RawNotifier>,
 }
 
 impl Default for Config {
@@ -66,6 +71,8 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             delivery: Vec::new(),
             delivery_policy: DeliveryPolicyConfig::default(),
+            alerts: AlertsConfig::default(),
+            notifier: Vec::new(),
         }
     }
 }
@@ -225,6 +232,54 @@ pub enum LogFormat {
     Json,
 }
 
+/// One `[[notifier]]` table as written. Its settings (tokens, passwords)
+/// never appear in Debug output: only its name and type do.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawNotifier(pub toml::Table);
+
+impl std::fmt::Debug for RawNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |k: &str| self.0.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+        f.debug_struct("Notifier")
+            .field("name", &text("name"))
+            .field("type", &text("type"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Alert evaluation inside `serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub enabled: bool,
+    /// How often conditions are evaluated.
+    #[serde(with = "humantime_serde")]
+    pub evaluate_every: Duration,
+    /// Added to a unit's usual upload interval (learned from its uploads)
+    /// before it counts as silent.
+    #[serde(with = "humantime_serde")]
+    pub silent_grace: Duration,
+    /// The interval assumed until a unit's schedule is learned (3 uploads).
+    #[serde(with = "humantime_serde")]
+    pub silent_default_interval: Duration,
+    /// This many units going silent (or coming back) at once are told in
+    /// one digest (a mobile-network outage must not send a message per unit).
+    pub digest_threshold: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            enabled: true,
+            evaluate_every: Duration::from_secs(60),
+            silent_grace: Duration::from_secs(30 * 60),
+            silent_default_interval: Duration::from_secs(24 * 3600),
+            digest_threshold: 20,
+        }
+    }
+}
+
 /// The ingest pipeline inside `serve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -311,6 +366,7 @@ const ENV_SECTIONS: &[&str] = &[
     "smtp",
     "delivery",
     "delivery_policy",
+    "alerts",
 ];
 
 /// The SMTP password is taken from the environment as it is: figment would read
@@ -930,6 +986,41 @@ mod tests {
                 [Duration::from_secs(10), Duration::from_secs(60)]
             );
             assert_eq!(c.delivery_policy.catch_up_days, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn alerts_and_notifiers_from_file_without_secrets_in_debug() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "telegaz.toml",
+                r#"
+                [alerts]
+                silent_grace = "45m"
+                digest_threshold = 50
+
+                [[notifier]]
+                name = "dispatchers"
+                type = "telegram"
+                token = "123456:SECRET-TOKEN"
+                chat_id = "-100200300"
+                "#,
+            )?;
+            jail.set_env("TELEGAZ_ALERTS__EVALUATE_EVERY", "30s");
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.alerts.silent_grace, Duration::from_secs(45 * 60));
+            assert_eq!(c.alerts.evaluate_every, Duration::from_secs(30));
+            assert_eq!(c.alerts.digest_threshold, 50);
+            assert!(c.alerts.enabled);
+            assert_eq!(c.notifier.len(), 1);
+            assert_eq!(
+                c.notifier[0].0.get("chat_id").and_then(|v| v.as_str()),
+                Some("-100200300")
+            );
+            let debug = format!("{c:?}");
+            assert!(!debug.contains("SECRET-TOKEN"), "{debug}");
+            assert!(debug.contains("dispatchers"), "{debug}");
             Ok(())
         });
     }
