@@ -37,6 +37,8 @@ struct Env {
     archive: UploadId,
     /// The hostile upload (not parsed).
     hostile: UploadId,
+    /// An open alert.
+    alert: i64,
     _dir: tempfile::TempDir,
 }
 
@@ -109,11 +111,29 @@ async fn env() -> Env {
         HOSTILE_BYTES,
     )
     .await;
+    let alert = db
+        .open_alert(
+            &telegaz_store::NewAlert {
+                key: format!("silent:{}", device.id),
+                kind: telegaz_domain::AlertKind::Silent,
+                severity: telegaz_domain::Severity::Warning,
+                device_id: Some(device.id),
+                title: "Узел unit-1 молчит".into(),
+                detail: "<script>alert(1)</script>".into(),
+                opened_at: jiff::Timestamp::now(),
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     Env {
         app: telegaz_web::router(ctx),
         db,
         archive: archive.unwrap(),
         hostile,
+        alert,
         _dir: dir,
     }
 }
@@ -254,7 +274,8 @@ fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
 fn concrete(env: &Env, path: &str, op: &Value) -> (String, Option<Value>) {
     let mut uri = path
         .replace("{name}", DEVICE)
-        .replace("{id}", &env.archive.0.to_string());
+        .replace("{id}", &env.archive.0.to_string())
+        .replace("{alert}", &env.alert.to_string());
     let mut query = Vec::new();
     for p in op["parameters"].as_array().into_iter().flatten() {
         if p["in"] == "query" && p["required"] == true {
@@ -294,7 +315,7 @@ async fn openapi_is_public_and_describes_the_api() {
     let ops = operations(&doc);
     assert_eq!(
         ops.len(),
-        17,
+        19,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );
@@ -383,6 +404,36 @@ async fn every_documented_route_is_served_and_nothing_else() {
     get(&env.app, "/devices/unit-1/nothing", OP)
         .await
         .assert_error(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn alerts_are_listed_and_acknowledged_by_operators_only() {
+    let env = env().await;
+    let list = get(&env.app, "/alerts", VIEWER).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let alerts = list.json()["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["kind"], "silent");
+    assert_eq!(
+        alerts[0]["detail"], "<script>alert(1)</script>",
+        "verbatim in JSON"
+    );
+    let path = format!("/alerts/{}/ack", env.alert);
+    send(&env.app, Method::POST, &path, VIEWER, None, false)
+        .await
+        .assert_error(StatusCode::FORBIDDEN);
+    let acked = send(&env.app, Method::POST, &path, OP, None, false).await;
+    assert_eq!(acked.status, StatusCode::OK);
+    assert_eq!(acked.json()["state"], "acknowledged");
+    assert_eq!(acked.json()["acknowledged_by"], "op");
+    send(&env.app, Method::POST, "/alerts/9999/ack", OP, None, false)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    get(&env.app, "/alerts?kind=nonsense", VIEWER)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    let all = get(&env.app, "/alerts?active=false&device=unit-1", VIEWER).await;
+    assert_eq!(all.json()["alerts"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

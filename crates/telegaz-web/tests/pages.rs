@@ -226,6 +226,7 @@ const PAGES: &[&str] = &[
     "/profiles",
     "/profiles/edit",
     "/account",
+    "/alerts",
 ];
 
 #[tokio::test]
@@ -1109,4 +1110,87 @@ async fn own_password_change_needs_the_current_one_and_tokens_can_be_revoked() {
     assert_eq!(e.get(Some(&b), "/").await.status, StatusCode::SEE_OTHER);
     assert!(e.sign_in("сидоров", "a-new-long-password").await.is_ok());
     assert!(e.sign_in("сидоров", &pw).await.is_err());
+}
+
+#[tokio::test]
+async fn alerts_are_shown_escaped_and_acknowledged_by_operators() {
+    let e = env().await;
+    let d = e.device("unit-1").await;
+    let alert = e
+        .db()
+        .open_alert(
+            &telegaz_store::NewAlert {
+                key: "silent:1".into(),
+                kind: telegaz_domain::AlertKind::Silent,
+                severity: telegaz_domain::Severity::Warning,
+                device_id: Some(d.id),
+                title: "Узел unit-1 молчит".into(),
+                detail: "<script>alert(1)</script>".into(),
+                opened_at: Timestamp::now(),
+            },
+            Some(&telegaz_store::NewNotification {
+                event: telegaz_domain::NotificationEvent::Opened,
+                kind: telegaz_domain::AlertKind::Silent,
+                severity: telegaz_domain::Severity::Warning,
+                device: Some("unit-1".into()),
+                title: "Узел unit-1 молчит".into(),
+                text: "нет связи".into(),
+                at: Timestamp::now(),
+                devices: vec![],
+                notifiers: vec!["telegram".into()],
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // The notifier failed once: visible with its error.
+    let n = e
+        .db()
+        .due_notifications("telegram", Timestamp::now(), 10)
+        .await
+        .unwrap();
+    e.db()
+        .finish_notification(
+            n[0].id,
+            "telegram",
+            &telegaz_store::SendOutcome::Retry {
+                error: "HTTP 502 from api.telegram.org".into(),
+                at: Timestamp::now(),
+            },
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let v = e.as_role("viewer", Role::Viewer).await;
+    let page = e.get(Some(&v), "/alerts").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Узел unit-1 молчит"));
+    assert!(!page.body.contains("<script>alert(1)"), "escaped");
+    assert!(
+        page.body.contains("HTTP 502 from api.telegram.org"),
+        "the failure is visible"
+    );
+    assert!(!page.body.contains("/ack\""), "a viewer has no button");
+    let path = format!("/alerts/{}/ack", alert.id);
+    assert_eq!(
+        e.post(Some(&v), &path, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let op = e.as_role("op", Role::Operator).await;
+    assert!(e.get(Some(&op), "/alerts").await.body.contains(&path));
+    assert_eq!(
+        e.post(Some(&op), &path, &[("csrf", "wrong")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        e.post(Some(&op), &path, &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let a = &e
+        .db()
+        .list_alerts(&telegaz_store::AlertFilter::default())
+        .await
+        .unwrap()[0];
+    assert_eq!(a.state, telegaz_domain::AlertState::Acknowledged);
+    assert_eq!(a.acknowledged_by.as_deref(), Some("op"));
 }

@@ -10,6 +10,7 @@
 //! are JSON numbers; local (device) times are `YYYY-MM-DDTHH:MM:SS` without
 //! an offset; instants are RFC 3339 in UTC.
 
+pub(crate) mod alerts;
 mod audit;
 mod data;
 mod devices;
@@ -343,6 +344,20 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         ),
         ep(Method::GET, "/audit", Read, get(audit::list), ops::audit),
         ep(Method::GET, "/fleet", Read, get(fleet::fleet), ops::fleet),
+        ep(
+            Method::GET,
+            "/alerts",
+            Read,
+            get(alerts::list),
+            ops::list_alerts,
+        ),
+        ep(
+            Method::POST,
+            "/alerts/{alert}/ack",
+            Change,
+            post(alerts::acknowledge),
+            ops::ack_alert,
+        ),
     ]
 }
 

@@ -29,6 +29,12 @@ fn path_params(path: &str) -> Vec<Value> {
                 "schema": { "type": "string" },
                 "example": "unit-17",
             }),
+            "alert" => json!({
+                "name": "alert", "in": "path", "required": true,
+                "description": "Alert id.",
+                "schema": { "type": "integer", "format": "int64" },
+                "example": 1,
+            }),
             other => json!({
                 "name": other, "in": "path", "required": true,
                 "schema": { "type": "string" },
@@ -246,6 +252,20 @@ fn components() -> Value {
                 "device_id": nullable("integer"), "device": nullable("string"),
                 "login": nullable("string"), "upload_id": nullable("integer"),
                 "outcome": string, "detail": string } },
+            "Alert": { "type": "object", "properties": {
+                "id": int, "key": string,
+                "kind": { "type": "string", "enum": ["silent", "missing_hours", "limit", "corrector_event", "upload_problem", "server_health"] },
+                "severity": { "type": "string", "enum": ["info", "warning", "critical"] },
+                "device_id": nullable("integer"), "device": nullable("string"),
+                "title": string, "detail": string,
+                "state": { "type": "string", "enum": ["open", "acknowledged", "resolved"] },
+                "opened_at": instant,
+                "acknowledged_at": { "type": "string", "format": "date-time", "nullable": true },
+                "acknowledged_by": nullable("string"),
+                "resolved_at": { "type": "string", "format": "date-time", "nullable": true } } },
+            "AlertList": { "type": "object", "properties": {
+                "alerts": { "type": "array", "items": schema_ref("Alert") },
+                "next_before": { "type": "integer", "nullable": true } } },
             "AuditList": { "type": "object", "properties": {
                 "events": { "type": "array", "items": schema_ref("AuditEvent") },
                 "next_before": { "type": "integer", "nullable": true } } },
@@ -725,6 +745,58 @@ pub(crate) mod ops {
             with(
                 vec![json_ok("200", "A page of events.", "AuditList")],
                 errors(&[400, 404]),
+            ),
+        )
+    }
+
+    pub(crate) fn list_alerts() -> Value {
+        let mut params = vec![
+            query(
+                "active",
+                false,
+                json!({ "type": "boolean", "default": true }),
+                "Only alerts that are not resolved (false: all, newest first).",
+                Value::Null,
+            ),
+            query(
+                "device",
+                false,
+                json!({ "type": "string" }),
+                "Only this device's alerts.",
+                Value::Null,
+            ),
+            query(
+                "kind",
+                false,
+                json!({ "type": "string" }),
+                "Only alerts of this kind (silent, corrector_event, upload_problem, …).",
+                Value::Null,
+            ),
+        ];
+        params.extend(paging());
+        op(
+            "listAlerts",
+            "alerts",
+            "Alerts, newest first: silent units, corrector alarms, files not understood.",
+            params,
+            None,
+            with(
+                vec![json_ok("200", "A page of alerts.", "AlertList")],
+                errors(&[400, 404]),
+            ),
+        )
+    }
+
+    pub(crate) fn ack_alert() -> Value {
+        op(
+            "acknowledgeAlert",
+            "alerts",
+            "Acknowledge an alert (someone takes it on). It is resolved by itself when its condition is over.",
+            vec![],
+            None,
+            with(
+                vec![json_ok("200", "The alert, acknowledged.", "Alert")],
+                errors(&[404, 409]),
             ),
         )
     }

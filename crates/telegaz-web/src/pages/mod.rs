@@ -1,5 +1,6 @@
 //! Server-rendered pages. Each module owns its routes, templates and phrases.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod device;
 pub(crate) mod fleet;
@@ -31,6 +32,7 @@ pub(crate) const MODULE_PHRASES: &[&[(&str, &str, &str)]] = &[
     reports::PHRASES,
     profiles::PHRASES,
     device::PHRASES,
+    alerts::PHRASES,
 ];
 
 /// What every page's frame needs.
@@ -196,4 +198,5 @@ pub(crate) fn routes() -> Router<Ctx> {
         .merge(reports::routes())
         .merge(profiles::routes())
         .merge(device::routes())
+        .merge(alerts::routes())
 }
