@@ -1,5 +1,6 @@
 //! `telegaz`: the command line of the Telegaz server.
 
+mod alerts;
 mod cli;
 mod cmd_audit;
 mod cmd_delivery;
@@ -11,6 +12,7 @@ mod cmd_simulate;
 mod cmd_uploads;
 mod cmd_user;
 mod logging;
+mod notifiers;
 mod profiles;
 mod serve;
 mod timearg;

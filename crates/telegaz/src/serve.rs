@@ -44,6 +44,7 @@ pub struct Running {
     engine: tokio::task::JoinHandle<()>,
     ingest_task: Option<tokio::task::JoinHandle<()>>,
     delivery_task: Option<tokio::task::JoinHandle<()>>,
+    alert_tasks: Vec<tokio::task::JoinHandle<()>>,
     web_task: tokio::task::JoinHandle<std::io::Result<()>>,
     audit: AuditLog,
     audit_task: tokio::task::JoinHandle<()>,
@@ -59,6 +60,9 @@ impl Running {
             let _ = task.await;
         }
         if let Some(task) = self.delivery_task {
+            let _ = task.await;
+        }
+        for task in self.alert_tasks {
             let _ = task.await;
         }
         let _ = self.web_task.await;
@@ -189,6 +193,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     // Its own task: a slow or absent mail server never holds up receiving or ingest.
     let delivery_task = scheduler.map(|s| tokio::spawn(s.run(stop_rx.clone())));
 
+    let alert_tasks = crate::alerts::start(&config, &db, &stop_rx)?;
+
     Ok(Running {
         ftp: ftp_addr,
         web: web_addr,
@@ -196,6 +202,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         engine,
         ingest_task,
         delivery_task,
+        alert_tasks,
         web_task,
         audit,
         audit_task,

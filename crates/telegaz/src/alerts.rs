@@ -1,0 +1,44 @@
+//! Alert evaluation and notification dispatch inside `serve`.
+
+use std::sync::Arc;
+
+use telegaz_alerts::{AlertSettings, Dispatcher, Engine, Sender, SystemClock};
+use telegaz_config::Config;
+use telegaz_store::Database;
+use tokio::task::JoinHandle;
+
+/// Start the alert engine (and the dispatcher, when notifiers are set up),
+/// each on its own task: a slow notifier never holds up anything else.
+pub fn start(
+    config: &Config,
+    db: &Arc<dyn Database>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    if !config.alerts.enabled {
+        tracing::info!("alerts are off (alerts.enabled = false)");
+        return Ok(Vec::new());
+    }
+    let senders: Vec<Arc<dyn Sender>> = crate::notifiers::build(config)?;
+    let a = &config.alerts;
+    let settings = AlertSettings {
+        evaluate_every: a.evaluate_every,
+        silent_grace: a.silent_grace,
+        silent_default_interval: a.silent_default_interval,
+        digest_threshold: a.digest_threshold,
+        notifiers: senders.iter().map(|s| s.name().to_owned()).collect(),
+    };
+    let clock = Arc::new(SystemClock);
+    let mut tasks = vec![tokio::spawn(
+        Engine::new(db.clone(), clock.clone(), settings).run(stop.clone()),
+    )];
+    if senders.is_empty() {
+        tracing::info!(
+            "no [[notifier]] configured: alerts are shown in the web UI and the API only"
+        );
+    } else {
+        tasks.push(tokio::spawn(
+            Dispatcher::new(db.clone(), clock, senders).run(stop.clone()),
+        ));
+    }
+    Ok(tasks)
+}
