@@ -150,7 +150,8 @@ pub struct MqttConfig {
     /// Topics are `{topic_prefix}/alerts` and `{topic_prefix}/devices/…`.
     #[serde(default = "MqttConfig::default_prefix")]
     pub topic_prefix: String,
-    /// Default: `telegaz-{name}-{process id}`.
+    /// Default: `telegaz-{name}-{process id}-{n}`. Must be unique on the broker:
+    /// it drops a connection when another one takes its id.
     pub client_id: Option<String>,
     #[serde(default = "MqttConfig::default_keep_alive", with = "humantime_serde")]
     pub keep_alive: Duration,

@@ -97,7 +97,7 @@ use serde::Serialize;
 use telegaz_delivery::Mailer;
 use telegaz_domain::Notification;
 
-pub use config::{EmailConfig, MqttConfig, NotifierConfig, TelegramConfig, WebhookConfig};
+pub use config::{ChatId, EmailConfig, MqttConfig, NotifierConfig, TelegramConfig, WebhookConfig};
 pub use email::EmailNotifier;
 pub use error::NotifyError;
 pub use mqtt::MqttNotifier;

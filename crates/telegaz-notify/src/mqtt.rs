@@ -1,5 +1,6 @@
 //! Publishing to an MQTT broker: one connection, kept by a background task.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,9 @@ use tokio::time::{Instant, timeout_at};
 use crate::config::MqttConfig;
 use crate::error::{error_chain, redact};
 use crate::{Notifier, NotifyError, payload_bytes};
+
+/// Connections made by this process (for unique client ids).
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The largest message published (an alert's JSON is a few KiB).
 const MAX_PACKET: usize = 256 * 1024;
@@ -138,7 +142,12 @@ impl MqttNotifier {
         })?;
         let client_id = match &config.client_id {
             Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
-            _ => format!("telegaz-{name}-{}", std::process::id()),
+            // Unique per notifier: the broker drops a connection when another takes its id.
+            _ => format!(
+                "telegaz-{name}-{}-{}",
+                std::process::id(),
+                CONNECTIONS.fetch_add(1, Ordering::Relaxed)
+            ),
         };
         let mut options = MqttOptions::new(client_id, host, config.port);
         options
