@@ -72,8 +72,11 @@
 //!
 //! [`MqttNotifier::publish_state`] writes `{prefix}/devices/{device}/state`
 //! (retained) for the latest state of a unit. `prefix` is `telegaz` unless
-//! configured; in `{device}`, the characters `/`, `+` and `#` become `_`.
-//! A broker that cannot be reached is a retryable error after `timeout`.
+//! configured; in `{device}`, the characters `/`, `+`, `#` (and control
+//! characters) become `_`. A broker that cannot be reached is a retryable
+//! error: at once when the last connection attempt failed, else after
+//! `timeout`. The default client id is `telegaz-{name}-{pid}-{n}` (the broker
+//! drops a connection whose id another one takes).
 //!
 //! # E-mail (`type = "email"`)
 //!
