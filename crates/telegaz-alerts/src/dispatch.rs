@@ -35,13 +35,18 @@ pub struct Dispatcher {
     pub send_timeout: Duration,
     /// A notification not sent this long after it was made is given up.
     pub give_up_after: SignedDuration,
+    /// The shortest pause before a retry (the pauses then grow with the
+    /// wait, up to an hour).
+    pub first_retry: SignedDuration,
+    /// How often each notifier's queue is looked at.
+    pub poll: Duration,
 }
 
 /// The pause before the next attempt: as long as the notification has been
-/// waiting, at least a minute and at most an hour (1, 1, 2, 4, … minutes).
-fn next_attempt(now: Timestamp, made: Timestamp) -> Timestamp {
+/// waiting, at least `first` and at most an hour (1, 1, 2, 4, … minutes).
+fn next_attempt(now: Timestamp, made: Timestamp, first: SignedDuration) -> Timestamp {
     let waited = now.duration_since(made);
-    let pause = waited.clamp(SignedDuration::from_mins(1), SignedDuration::from_hours(1));
+    let pause = waited.clamp(first, SignedDuration::from_hours(1).max(first));
     now.checked_add(pause).unwrap_or(now)
 }
 
@@ -57,6 +62,8 @@ impl Dispatcher {
             senders,
             send_timeout: Duration::from_secs(30),
             give_up_after: SignedDuration::from_hours(24),
+            first_retry: SignedDuration::from_mins(1),
+            poll: Duration::from_secs(5),
         }
     }
 
@@ -83,7 +90,7 @@ impl Dispatcher {
                     tracing::warn!(notifier = sender.name(), notification = n.id, error = %e, "notification not sent; will retry");
                     SendOutcome::Retry {
                         error: e.message,
-                        at: next_attempt(now, n.at),
+                        at: next_attempt(now, n.at, self.first_retry),
                     }
                 }
                 Err(e) => {
@@ -133,7 +140,7 @@ impl Dispatcher {
                         tracing::error!(notifier = sender.name(), error = %e, "cannot record notifications");
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = tokio::time::sleep(me.poll) => {}
                         _ = stop.changed() => return,
                     }
                 }
@@ -158,8 +165,9 @@ mod tests {
             made.checked_add(SignedDuration::from_mins(mins))
                 .unwrap_or(made)
         };
-        assert_eq!(next_attempt(at(0), made), at(1));
-        assert_eq!(next_attempt(at(4), made), at(8));
-        assert_eq!(next_attempt(at(300), made), at(360));
+        let first = SignedDuration::from_mins(1);
+        assert_eq!(next_attempt(at(0), made, first), at(1));
+        assert_eq!(next_attempt(at(4), made, first), at(8));
+        assert_eq!(next_attempt(at(300), made, first), at(360));
     }
 }

@@ -266,6 +266,10 @@ pub struct AlertsConfig {
     /// This many units going silent (or coming back) at once are told in
     /// one digest (a mobile-network outage must not send a message per unit).
     pub digest_threshold: usize,
+    /// The first pause before a notification that failed is sent again; the
+    /// pauses then grow, up to an hour; it is given up after a day.
+    #[serde(with = "humantime_serde")]
+    pub notify_retry: Duration,
 }
 
 impl Default for AlertsConfig {
@@ -276,6 +280,7 @@ impl Default for AlertsConfig {
             silent_grace: Duration::from_secs(30 * 60),
             silent_default_interval: Duration::from_secs(24 * 3600),
             digest_threshold: 20,
+            notify_retry: Duration::from_secs(60),
         }
     }
 }

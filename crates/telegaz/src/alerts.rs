@@ -36,9 +36,11 @@ pub fn start(
             "no [[notifier]] configured: alerts are shown in the web UI and the API only"
         );
     } else {
-        tasks.push(tokio::spawn(
-            Dispatcher::new(db.clone(), clock, senders).run(stop.clone()),
-        ));
+        let mut dispatcher = Dispatcher::new(db.clone(), clock, senders);
+        dispatcher.first_retry =
+            jiff::SignedDuration::try_from(a.notify_retry).unwrap_or(dispatcher.first_retry);
+        dispatcher.poll = dispatcher.poll.min(a.notify_retry);
+        tasks.push(tokio::spawn(dispatcher.run(stop.clone())));
     }
     Ok(tasks)
 }

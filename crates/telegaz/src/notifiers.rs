@@ -3,16 +3,61 @@
 
 use std::sync::Arc;
 
-use telegaz_alerts::Sender;
+use anyhow::Context;
+use async_trait::async_trait;
+use telegaz_alerts::{SendError, Sender};
 use telegaz_config::Config;
+use telegaz_domain::Notification;
+use telegaz_notify::{Notifier, NotifierConfig};
 
-/// Build every configured notifier (none yet in this build: the tables are
-/// refused with a clear message rather than ignored).
-pub fn build(config: &Config) -> anyhow::Result<Vec<Arc<dyn Sender>>> {
-    if let Some(first) = config.notifier.first() {
-        anyhow::bail!(
-            "[[notifier]] {first:?}: notifiers are not available in this build yet; remove the table"
-        );
+/// A notifier of `telegaz-notify` as the dispatcher's sender.
+struct Adapter(Box<dyn Notifier>);
+
+#[async_trait]
+impl Sender for Adapter {
+    fn name(&self) -> &str {
+        self.0.name()
     }
-    Ok(Vec::new())
+
+    async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        self.0.send(n).await.map_err(|e| SendError {
+            retryable: e.retryable(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Build every configured notifier; a bad table stops the start with a
+/// message that names it.
+pub fn build(config: &Config) -> anyhow::Result<Vec<Arc<dyn Sender>>> {
+    let mut out: Vec<Arc<dyn Sender>> = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let mut mailer: Option<Arc<dyn telegaz_delivery::Mailer>> = None;
+    for (i, raw) in config.notifier.iter().enumerate() {
+        let mut parsed: NotifierConfig = raw
+            .0
+            .clone()
+            .try_into()
+            .with_context(|| format!("[[notifier]] number {} ({raw:?})", i + 1))?;
+        if !names.insert(parsed.name().to_owned()) {
+            anyhow::bail!(
+                "two [[notifier]] tables are named {:?}; give each its own name",
+                parsed.name()
+            );
+        }
+        if let NotifierConfig::Email(e) = &mut parsed {
+            if e.from.is_none() {
+                e.from = Some(config.smtp.from.clone());
+            }
+            if mailer.is_none() {
+                let m = telegaz_delivery::SmtpMailer::new(&config.smtp)
+                    .context("an e-mail [[notifier]] needs the mail server settings ([smtp])")?;
+                mailer = Some(Arc::new(m));
+            }
+        }
+        let notifier = telegaz_notify::build(&parsed, mailer.clone())?;
+        tracing::info!(notifier = notifier.name(), "alert notifier ready");
+        out.push(Arc::new(Adapter(notifier)));
+    }
+    Ok(out)
 }

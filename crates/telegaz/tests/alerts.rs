@@ -62,12 +62,67 @@ fn upload(s: &Server, name: &str) {
     );
 }
 
+/// A local HTTP receiver for the webhook: answers 500 to the first request
+/// (the notifier must retry) and 200 after, keeping every body.
+fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        let mut served = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            served += 1;
+            let status = if served == 1 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            if served > 1 {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
 #[test]
 fn a_unit_that_falls_silent_raises_an_alert_and_its_return_resolves_it() {
+    let (hook, received) = webhook_receiver();
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("telegaz.toml");
+    std::fs::write(
+        &file,
+        format!("[[notifier]]\nname = \"dispatch\"\ntype = \"webhook\"\nurl = \"{hook}\"\n"),
+    )
+    .unwrap();
     let s = Server::start_with(&[
+        ("TELEGAZ_CONFIG", file.to_str().unwrap()),
         ("TELEGAZ_ALERTS__EVALUATE_EVERY", "200ms"),
         ("TELEGAZ_ALERTS__SILENT_DEFAULT_INTERVAL", "1s"),
         ("TELEGAZ_ALERTS__SILENT_GRACE", "1s"),
+        ("TELEGAZ_ALERTS__NOTIFY_RETRY", "200ms"),
     ]);
     let token = token(&s);
     upload(&s, "/first.bin");
@@ -85,11 +140,33 @@ fn a_unit_that_falls_silent_raises_an_alert_and_its_return_resolves_it() {
         1,
         "one alert per condition: {open:?}"
     );
-    // The unit calls again: the alert is resolved by itself.
+    // The webhook answered 500 first: the notification is retried, and arrives.
+    wait_for("the webhook notification", || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n["event"] == "opened" && n["device"] == "unit1" && n["kind"] == "silent")
+    });
+    // The unit calls again: the alert is resolved by itself, with a recovery notice.
     upload(&s, "/second.bin");
     wait_for("the alert to resolve", || {
         alerts(&s, &token, "?active=false")
             .iter()
             .any(|a| a["device"] == "unit1" && a["state"] == "resolved")
     });
+    wait_for("the recovery notice", || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n["event"] == "resolved" && n["device"] == "unit1")
+    });
+    let opened = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n["event"] == "opened")
+        .count();
+    assert!(opened >= 1);
 }
