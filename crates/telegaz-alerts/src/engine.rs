@@ -25,6 +25,70 @@ pub struct AlertSettings {
     pub digest_threshold: usize,
     /// The notifiers every notification goes to (by name).
     pub notifiers: Vec<String>,
+    /// Value limits per unit.
+    pub limits: Vec<LimitRule>,
+    /// Maintenance windows: no new alerts for the units named.
+    pub maintenance: Vec<Maintenance>,
+}
+
+/// An optional lower and upper bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Bounds {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Bounds {
+    /// The bound a value breaks, if any: ("ниже"/"выше", the bound).
+    fn broken(&self, v: f64) -> Option<(&'static str, f64)> {
+        match (self.min, self.max) {
+            (Some(min), _) if v < min => Some(("ниже", min)),
+            (_, Some(max)) if v > max => Some(("выше", max)),
+            _ => None,
+        }
+    }
+}
+
+/// Limits for the units whose names match `devices` (`*` is a wildcard).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitRule {
+    pub devices: Vec<String>,
+    pub p_kpa: Bounds,
+    pub t_c: Bounds,
+    pub hourly_m3: Bounds,
+}
+
+/// A maintenance window for the units whose names match `devices`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    pub devices: Vec<String>,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// `*` matches any run of characters; everything else itself.
+pub(crate) fn name_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == name;
+    };
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    for m in middle {
+        match rest.find(m) {
+            Some(i) => rest = &rest[i + m.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| name_matches(p, name))
 }
 
 impl Default for AlertSettings {
@@ -35,15 +99,18 @@ impl Default for AlertSettings {
             silent_default_interval: Duration::from_secs(24 * 3600),
             digest_threshold: 20,
             notifiers: Vec::new(),
+            limits: Vec::new(),
+            maintenance: Vec::new(),
         }
     }
 }
 
 /// The kinds of alert the engine raises and resolves itself.
-const MANAGED: [AlertKind; 3] = [
+const MANAGED: [AlertKind; 4] = [
     AlertKind::Silent,
     AlertKind::CorrectorEvent,
     AlertKind::UploadProblem,
+    AlertKind::Limit,
 ];
 
 /// Uploads of a unit that its schedule is learned from.
@@ -216,6 +283,99 @@ impl Engine {
         out
     }
 
+    /// Values of the units with limits that are outside them, from each
+    /// unit's newest hourly row (and the row an hour before, for the hour's
+    /// consumption).
+    async fn limit_conditions(
+        &self,
+        devices: &[Device],
+        activity: &HashMap<DeviceId, DeviceActivity>,
+    ) -> Result<Vec<Condition>, StoreError> {
+        let mut out = Vec::new();
+        if self.settings.limits.is_empty() {
+            return Ok(out);
+        }
+        for d in devices.iter().filter(|d| d.enabled) {
+            let rules: Vec<&LimitRule> = self
+                .settings
+                .limits
+                .iter()
+                .filter(|r| matches_any(&r.devices, d.name.as_str()))
+                .collect();
+            let Some(newest) = activity.get(&d.id).and_then(|a| a.newest_reading) else {
+                continue;
+            };
+            if rules.is_empty() {
+                continue;
+            }
+            let rows = self
+                .db
+                .readings(&telegaz_store::ReadingFilter {
+                    device_id: d.id,
+                    kind: Some(telegaz_domain::ArchiveKind::Interval),
+                    from: Some(newest - SignedDuration::from_hours(1)),
+                    to: Some(newest),
+                })
+                .await?;
+            let usable = |t| {
+                rows.iter().find(|r| {
+                    // Rows whose check is not good are never used for values.
+                    r.local_time == t && !matches!(r.check, telegaz_domain::Check::Failed(_))
+                })
+            };
+            let Some(last) = usable(newest) else {
+                continue;
+            };
+            let before = usable(newest - SignedDuration::from_hours(1));
+            let q = &last.quantities;
+            let hour = match (q.vb, before.and_then(|b| b.quantities.vb)) {
+                (Some(now), Some(then)) if now >= then => Some(now - then),
+                _ => None,
+            };
+            let values: [(&str, &str, &str, Option<telegaz_domain::Decimal>); 3] = [
+                ("p", "Давление", "кПа", q.p_kpa),
+                ("t", "Температура", "°C", q.t_c),
+                ("hourly", "Часовой расход", "м³", hour),
+            ];
+            for (code, what, unit, value) in values {
+                let Some(value) = value else { continue };
+                let v = value.to_string().parse::<f64>().unwrap_or(f64::NAN);
+                for r in &rules {
+                    let bounds = match code {
+                        "p" => r.p_kpa,
+                        "t" => r.t_c,
+                        _ => r.hourly_m3,
+                    };
+                    if let Some((side, bound)) = bounds.broken(v) {
+                        out.push(Condition {
+                            key: format!("limit:{}:{code}", d.id),
+                            kind: AlertKind::Limit,
+                            severity: Severity::Warning,
+                            device_id: d.id,
+                            device: d.name.to_string(),
+                            title: format!("{what} на узле {} вне пределов", d.name),
+                            text: format!(
+                                "Узел {}: {} {value} {unit} {side} предела {bound} {unit} (запись {}).",
+                                d.name,
+                                what.to_lowercase(),
+                                last.local_time
+                            ),
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn in_maintenance(&self, device: &str, now: Timestamp) -> bool {
+        self.settings
+            .maintenance
+            .iter()
+            .any(|m| m.from <= now && now < m.to && matches_any(&m.devices, device))
+    }
+
     fn notice(&self, event: NotificationEvent, c: &Condition, at: Timestamp) -> NewNotification {
         let (title, text) = match event {
             NotificationEvent::Resolved => (
@@ -294,7 +454,8 @@ impl Engine {
             .await?
             .into_iter()
             .collect();
-        let conditions = self.conditions(now, &devices, &activity, &times);
+        let mut conditions = self.conditions(now, &devices, &activity, &times);
+        conditions.extend(self.limit_conditions(&devices, &activity).await?);
         let active = self
             .db
             .list_alerts(&AlertFilter {
@@ -305,9 +466,11 @@ impl Engine {
         let active_keys: HashSet<&str> = active.iter().map(|a| a.key.as_str()).collect();
         let mut result = Evaluation::default();
 
+        // A unit in maintenance opens no alert (and resolves none that holds).
         let new: Vec<&Condition> = conditions
             .iter()
             .filter(|c| !active_keys.contains(c.key.as_str()))
+            .filter(|c| !self.in_maintenance(&c.device, now))
             .collect();
         let new_silent = new.iter().filter(|c| c.kind == AlertKind::Silent).count();
         let digest_opened = new_silent >= self.settings.digest_threshold.max(2);
@@ -450,6 +613,30 @@ mod tests {
             Some("0x2000")
         );
         assert!(status_alarm(&["".into()]).is_none());
+    }
+
+    #[test]
+    fn unit_name_patterns() {
+        assert!(name_matches("kotelnaya-*", "kotelnaya-12"));
+        assert!(name_matches("*", "anything"));
+        assert!(name_matches("*-7", "shrp-7"));
+        assert!(name_matches("a*b*c", "a-x-b-y-c"));
+        assert!(name_matches("unit-1", "unit-1"));
+        assert!(!name_matches("unit-1", "unit-10"));
+        assert!(!name_matches("kotelnaya-*", "shrp-7"));
+        assert!(!name_matches("a*bc", "abc-bc-x"));
+    }
+
+    #[test]
+    fn bounds_say_which_side_is_broken() {
+        let b = Bounds {
+            min: Some(95.0),
+            max: Some(115.0),
+        };
+        assert_eq!(b.broken(120.0), Some(("выше", 115.0)));
+        assert_eq!(b.broken(90.0), Some(("ниже", 95.0)));
+        assert_eq!(b.broken(100.0), None);
+        assert_eq!(Bounds::default().broken(1e9), None);
     }
 
     #[test]

@@ -23,4 +23,4 @@ mod engine;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{Dispatcher, SendError, Sender};
-pub use engine::{AlertSettings, Engine, Evaluation};
+pub use engine::{AlertSettings, Bounds, Engine, Evaluation, LimitRule, Maintenance};

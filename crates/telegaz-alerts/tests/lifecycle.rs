@@ -368,3 +368,123 @@ async fn corrector_alarms_and_files_not_understood_open_and_close_alerts() {
         .is_empty()
     );
 }
+
+#[tokio::test]
+async fn values_outside_their_limits_raise_alerts_until_they_are_back_and_maintenance_holds_them() {
+    use telegaz_alerts::{Bounds, LimitRule, Maintenance};
+    use telegaz_domain::{ArchiveKind, ArchiveRecord, Check, Decimal, ParsedFile, Quantities};
+    let (_dir, db) = db().await;
+    let d = device(&*db, "kotelnaya-3").await;
+    let other = device(&*db, "shrp-7").await;
+    let now = t("2026-11-25T10:00:00Z");
+    let row = |hour: i8, vb: &str, p: &str, check: Check| ArchiveRecord {
+        kind: ArchiveKind::Interval,
+        record_no: Some(100 + hour as u64),
+        local_time: jiff::civil::date(2026, 11, 25).at(hour, 0, 0, 0),
+        utc_offset_seconds: None,
+        quantities: Quantities {
+            vb: Some(vb.parse::<Decimal>().unwrap()),
+            p_kpa: Some(p.parse::<Decimal>().unwrap()),
+            t_c: Some("12.5".parse::<Decimal>().unwrap()),
+            ..Quantities::default()
+        },
+        status: vec!["0".into()],
+        event_code: Some(0x8104),
+        check,
+        line: 1,
+    };
+    let store = |dev: DeviceId, rows: Vec<ArchiveRecord>, byte: u8| {
+        let db = db.clone();
+        async move {
+            let id = upload_at(&*db, dev, now, byte).await;
+            db.store_parsed(
+                id,
+                dev,
+                &ParsedFile {
+                    format: "test".into(),
+                    records: rows,
+                    ..ParsedFile::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // Pressure too high and 130 m³ in the newest hour; the other unit has no limits.
+    store(
+        d,
+        vec![
+            row(9, "1000", "104", Check::Ok),
+            row(10, "1130", "121.3", Check::Ok),
+        ],
+        1,
+    )
+    .await;
+    store(other, vec![row(10, "5", "500", Check::Ok)], 2).await;
+    let mut s = settings(&["mail"]);
+    s.limits = vec![LimitRule {
+        devices: vec!["kotelnaya-*".into()],
+        p_kpa: Bounds {
+            min: Some(95.0),
+            max: Some(115.0),
+        },
+        hourly_m3: Bounds {
+            min: None,
+            max: Some(100.0),
+        },
+        ..LimitRule::default()
+    }];
+    let clock = Arc::new(ManualClock::new(now));
+    let engine = Engine::new(db.clone(), clock.clone(), s.clone());
+    assert_eq!(engine.evaluate().await.unwrap().opened, 2);
+    let open = db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        open.iter()
+            .all(|a| a.kind == AlertKind::Limit && a.device.as_deref() == Some("kotelnaya-3"))
+    );
+    let p = open.iter().find(|a| a.key.ends_with(":p")).unwrap();
+    assert!(
+        p.detail.contains("121.3") && p.detail.contains("выше предела 115"),
+        "{}",
+        p.detail
+    );
+    assert!(
+        open.iter()
+            .any(|a| a.key.ends_with(":hourly") && a.detail.contains("130"))
+    );
+    // A row whose check failed does not count; the next good hour is normal: both resolve.
+    store(
+        d,
+        vec![
+            row(11, "1180", "130", Check::Failed("CRC Err".into())),
+            row(11, "1180", "104.2", Check::Ok),
+        ],
+        3,
+    )
+    .await;
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!(e.resolved, 2, "{e:?}");
+
+    // In a maintenance window the same breach opens nothing; after it, it does.
+    let mut s2 = s.clone();
+    s2.maintenance = vec![Maintenance {
+        devices: vec!["kotelnaya-3".into()],
+        from: t("2026-11-25T09:00:00Z"),
+        to: t("2026-11-25T12:00:00Z"),
+    }];
+    let engine = Engine::new(db.clone(), clock.clone(), s2);
+    store(d, vec![row(13, "1210", "140", Check::Ok)], 4).await;
+    assert_eq!(engine.evaluate().await.unwrap().opened, 0, "in maintenance");
+    clock.set(t("2026-11-25T12:00:01Z"));
+    assert_eq!(
+        engine.evaluate().await.unwrap().opened,
+        1,
+        "after maintenance"
+    );
+}

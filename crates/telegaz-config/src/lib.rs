@@ -270,6 +270,48 @@ pub struct AlertsConfig {
     /// pauses then grow, up to an hour; it is given up after a day.
     #[serde(with = "humantime_serde")]
     pub notify_retry: Duration,
+    /// Value limits (`[[alerts.limit]]`), each for the units it names.
+    pub limit: Vec<LimitConfig>,
+    /// Maintenance windows (`[[alerts.maintenance]]`): no new alerts for the
+    /// units named while one lasts.
+    pub maintenance: Vec<MaintenanceConfig>,
+}
+
+/// Limits for some units; a value outside them (in the newest hourly row) is
+/// an alert until it is back inside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Unit names; `*` matches any run of characters (`kotelnaya-*`, `*`).
+    pub devices: Vec<String>,
+    /// Gas pressure, kPa (absolute, as the corrector reports it).
+    #[serde(default)]
+    pub p_kpa: Bounds,
+    /// Gas temperature, °C.
+    #[serde(default)]
+    pub t_c: Bounds,
+    /// Consumption of the newest hour at standard conditions, m³.
+    #[serde(default)]
+    pub hourly_m3: Bounds,
+}
+
+/// An optional lower and upper bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A maintenance window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Unit names; `*` matches any run of characters.
+    pub devices: Vec<String>,
+    /// RFC 3339 instants, e.g. `2026-11-25T08:00:00+03:00`.
+    pub from: String,
+    pub to: String,
 }
 
 impl Default for AlertsConfig {
@@ -281,6 +323,8 @@ impl Default for AlertsConfig {
             silent_default_interval: Duration::from_secs(24 * 3600),
             digest_threshold: 20,
             notify_retry: Duration::from_secs(60),
+            limit: Vec::new(),
+            maintenance: Vec::new(),
         }
     }
 }

@@ -2,10 +2,20 @@
 
 use std::sync::Arc;
 
-use telegaz_alerts::{AlertSettings, Dispatcher, Engine, Sender, SystemClock};
+use anyhow::Context;
+use telegaz_alerts::{
+    AlertSettings, Bounds, Dispatcher, Engine, LimitRule, Maintenance, Sender, SystemClock,
+};
 use telegaz_config::Config;
 use telegaz_store::Database;
 use tokio::task::JoinHandle;
+
+fn bounds(b: telegaz_config::Bounds) -> Bounds {
+    Bounds {
+        min: b.min,
+        max: b.max,
+    }
+}
 
 /// Start the alert engine (and the dispatcher, when notifiers are set up),
 /// each on its own task: a slow notifier never holds up anything else.
@@ -26,6 +36,34 @@ pub fn start(
         silent_default_interval: a.silent_default_interval,
         digest_threshold: a.digest_threshold,
         notifiers: senders.iter().map(|s| s.name().to_owned()).collect(),
+        limits: a
+            .limit
+            .iter()
+            .map(|l| LimitRule {
+                devices: l.devices.clone(),
+                p_kpa: bounds(l.p_kpa),
+                t_c: bounds(l.t_c),
+                hourly_m3: bounds(l.hourly_m3),
+            })
+            .collect(),
+        maintenance: a
+            .maintenance
+            .iter()
+            .map(|m| {
+                let at = |what: &str, text: &str| {
+                    text.parse::<jiff::Timestamp>().with_context(|| {
+                        format!(
+                            "alerts.maintenance: {what} = {text:?} is not an instant; write e.g. 2026-11-25T08:00:00+03:00"
+                        )
+                    })
+                };
+                Ok(Maintenance {
+                    devices: m.devices.clone(),
+                    from: at("from", &m.from)?,
+                    to: at("to", &m.to)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let clock = Arc::new(SystemClock);
     let mut tasks = vec![tokio::spawn(
