@@ -521,7 +521,7 @@ fn demo_starts_serves_the_fleet_to_the_demo_user_and_stops_on_sigterm() {
     assert_eq!(String::from_utf8_lossy(&devices.stdout).lines().count(), 20);
 
     // Live uploads arrive through FTP.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let out = Command::new(BIN)
             .arg("--data-dir")
