@@ -441,13 +441,7 @@ impl Engine {
     pub async fn evaluate(&self) -> Result<Evaluation, StoreError> {
         let now = self.clock.now();
         let devices = self.db.list_devices().await?;
-        let activity: HashMap<DeviceId, DeviceActivity> = self
-            .db
-            .device_activity(None)
-            .await?
-            .into_iter()
-            .map(|a| (a.device_id, a))
-            .collect();
+        let activity = telegaz_store::activity_by_device(&*self.db).await?;
         let times: HashMap<DeviceId, Vec<Timestamp>> = self
             .db
             .recent_upload_times(HISTORY)

@@ -373,6 +373,18 @@ pub trait Database: Send + Sync + 'static {
     async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>>;
 }
 
+/// Every device's activity, by device (the fleet page, the API, alerts).
+pub async fn activity_by_device(
+    db: &dyn Database,
+) -> Result<std::collections::HashMap<DeviceId, DeviceActivity>> {
+    Ok(db
+        .device_activity(None)
+        .await?
+        .into_iter()
+        .map(|a| (a.device_id, a))
+        .collect())
+}
+
 /// Open the database a URL names, running its migrations.
 ///
 /// `sqlite://PATH` (created if missing) is the embedded default.

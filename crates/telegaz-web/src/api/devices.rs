@@ -1,6 +1,5 @@
 //! Devices: list, show, register, change, new password.
 
-use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -65,13 +64,7 @@ async fn with_state(ctx: &Ctx, d: &Device) -> ApiResult<DeviceJson> {
 
 pub(crate) async fn list(State(ctx): State<Ctx>) -> ApiResult<Json<serde_json::Value>> {
     let devices = ctx.db.list_devices().await?;
-    let activity: HashMap<_, _> = ctx
-        .db
-        .device_activity(None)
-        .await?
-        .into_iter()
-        .map(|a| (a.device_id, a))
-        .collect();
+    let activity = telegaz_store::activity_by_device(&*ctx.db).await?;
     let now = Timestamp::now();
     let rows: Vec<DeviceJson> = devices
         .iter()

@@ -156,13 +156,7 @@ pub(crate) struct FleetPage {
 pub(crate) async fn fleet(ctx: &Ctx, query: &FleetQuery) -> Result<FleetPage, WebError> {
     let now = Timestamp::now();
     let devices = ctx.db.list_devices().await?;
-    let activity: HashMap<_, _> = ctx
-        .db
-        .device_activity(None)
-        .await?
-        .into_iter()
-        .map(|a| (a.device_id, a))
-        .collect();
+    let activity = telegaz_store::activity_by_device(&*ctx.db).await?;
     let s = &ctx.settings;
     let mut all: Vec<(UnitState, &Device, Option<&DeviceActivity>)> = devices
         .iter()
