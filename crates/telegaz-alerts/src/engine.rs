@@ -125,6 +125,8 @@ pub struct Evaluation {
     pub digests: usize,
     /// Notifications queued, digests included.
     pub notifications: usize,
+    /// Units whose changed state was published.
+    pub states_published: usize,
 }
 
 /// A condition that holds now.
@@ -139,11 +141,20 @@ struct Condition {
     text: String,
 }
 
+/// What was last published of a unit (so that only changes go out).
+type Published = (
+    Option<Timestamp>,
+    Option<jiff::civil::DateTime>,
+    Vec<String>,
+);
+
 /// Derives alerts from the store.
 pub struct Engine {
     db: Arc<dyn Database>,
     clock: Arc<dyn Clock>,
     settings: AlertSettings,
+    publishers: Vec<Arc<dyn crate::StatePublisher>>,
+    published: std::sync::Mutex<HashMap<DeviceId, Published>>,
 }
 
 fn to_signed(d: Duration) -> SignedDuration {
@@ -204,7 +215,95 @@ impl Engine {
             db,
             clock,
             settings,
+            publishers: Vec::new(),
+            published: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Publish every unit's latest state there whenever it changes.
+    pub fn with_publishers(mut self, publishers: Vec<Arc<dyn crate::StatePublisher>>) -> Self {
+        self.publishers = publishers;
+        self
+    }
+
+    /// Publish the state of the units whose contact, newest reading or open
+    /// alerts changed since the last time (all of them after a start; the
+    /// MQTT messages are retained, so that is harmless). A publisher that
+    /// fails is logged; the units are tried again at the next evaluation.
+    async fn publish_states(
+        &self,
+        devices: &[Device],
+        activity: &HashMap<DeviceId, DeviceActivity>,
+    ) -> Result<usize, StoreError> {
+        if self.publishers.is_empty() {
+            return Ok(0);
+        }
+        let open = self
+            .db
+            .list_alerts(&AlertFilter {
+                active: true,
+                ..AlertFilter::default()
+            })
+            .await?;
+        let mut sent = 0;
+        for d in devices {
+            let a = activity.get(&d.id);
+            let mut kinds: Vec<String> = open
+                .iter()
+                .filter(|x| x.device_id == Some(d.id))
+                .map(|x| x.kind.as_str().to_owned())
+                .collect();
+            kinds.sort();
+            kinds.dedup();
+            let now: Published = (
+                a.and_then(DeviceActivity::last_contact),
+                a.and_then(|a| a.newest_reading),
+                kinds.clone(),
+            );
+            let unchanged = match self.published.lock() {
+                Ok(p) => p.get(&d.id) == Some(&now),
+                Err(_) => false,
+            };
+            if unchanged {
+                continue;
+            }
+            let newest = match now.1 {
+                Some(t) => self
+                    .db
+                    .readings(&telegaz_store::ReadingFilter {
+                        device_id: d.id,
+                        kind: Some(telegaz_domain::ArchiveKind::Interval),
+                        from: Some(t),
+                        to: Some(t),
+                    })
+                    .await?
+                    .into_iter()
+                    .next(),
+                None => None,
+            };
+            let state = crate::DeviceState {
+                device: d.name.to_string(),
+                title: d.title.clone(),
+                enabled: d.enabled,
+                last_contact: now.0,
+                newest,
+                alerts: kinds,
+            };
+            let mut all_ok = true;
+            for p in &self.publishers {
+                if let Err(e) = p.publish(&state).await {
+                    all_ok = false;
+                    tracing::warn!(publisher = p.name(), device = %d.name, error = %e, "unit state not published; trying again at the next evaluation");
+                }
+            }
+            if all_ok {
+                sent += 1;
+                if let Ok(mut p) = self.published.lock() {
+                    p.insert(d.id, now);
+                }
+            }
+        }
+        Ok(sent)
     }
 
     pub fn settings(&self) -> &AlertSettings {
@@ -543,6 +642,7 @@ impl Engine {
             result.digests += 1;
             result.notifications += 1;
         }
+        result.states_published = self.publish_states(&devices, &activity).await?;
         Ok(result)
     }
 

@@ -20,7 +20,9 @@
 mod clock;
 mod dispatch;
 mod engine;
+mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{Dispatcher, SendError, Sender};
 pub use engine::{AlertSettings, Bounds, Engine, Evaluation, LimitRule, Maintenance};
+pub use state::{DeviceState, StatePublisher};

@@ -28,7 +28,8 @@ pub fn start(
         tracing::info!("alerts are off (alerts.enabled = false)");
         return Ok(Vec::new());
     }
-    let senders: Vec<Arc<dyn Sender>> = crate::notifiers::build(config)?;
+    let built = crate::notifiers::build(config)?;
+    let senders: Vec<Arc<dyn Sender>> = built.senders;
     let a = &config.alerts;
     let settings = AlertSettings {
         evaluate_every: a.evaluate_every,
@@ -66,9 +67,8 @@ pub fn start(
             .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let clock = Arc::new(SystemClock);
-    let mut tasks = vec![tokio::spawn(
-        Engine::new(db.clone(), clock.clone(), settings).run(stop.clone()),
-    )];
+    let engine = Engine::new(db.clone(), clock.clone(), settings).with_publishers(built.publishers);
+    let mut tasks = vec![tokio::spawn(engine.run(stop.clone()))];
     if senders.is_empty() {
         tracing::info!(
             "no [[notifier]] configured: alerts are shown in the web UI and the API only"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use telegaz_alerts::{SendError, Sender};
+use telegaz_alerts::{DeviceState, SendError, Sender, StatePublisher};
 use telegaz_config::Config;
 use telegaz_domain::Notification;
 use telegaz_notify::{Notifier, NotifierConfig};
@@ -27,10 +27,55 @@ impl Sender for Adapter {
     }
 }
 
+/// An MQTT notifier also publishes every unit's latest state (retained).
+struct MqttBoth(Arc<telegaz_notify::MqttNotifier>);
+
+#[async_trait]
+impl Sender for MqttBoth {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        self.0.send(n).await.map_err(|e| SendError {
+            retryable: e.retryable(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl StatePublisher for MqttBoth {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn publish(&self, state: &DeviceState) -> Result<(), SendError> {
+        let json = serde_json::to_value(state).map_err(|e| SendError {
+            retryable: false,
+            message: format!("cannot encode the state of {}: {e}", state.device),
+        })?;
+        self.0
+            .publish_state(&state.device, &json)
+            .await
+            .map_err(|e| SendError {
+                retryable: e.retryable(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The configured notifiers, and those of them that publish units' states.
+pub struct Built {
+    pub senders: Vec<Arc<dyn Sender>>,
+    pub publishers: Vec<Arc<dyn StatePublisher>>,
+}
+
 /// Build every configured notifier; a bad table stops the start with a
 /// message that names it.
-pub fn build(config: &Config) -> anyhow::Result<Vec<Arc<dyn Sender>>> {
+pub fn build(config: &Config) -> anyhow::Result<Built> {
     let mut out: Vec<Arc<dyn Sender>> = Vec::new();
+    let mut publishers: Vec<Arc<dyn StatePublisher>> = Vec::new();
     let mut names = std::collections::HashSet::new();
     let mut mailer: Option<Arc<dyn telegaz_delivery::Mailer>> = None;
     for (i, raw) in config.notifier.iter().enumerate() {
@@ -55,9 +100,19 @@ pub fn build(config: &Config) -> anyhow::Result<Vec<Arc<dyn Sender>>> {
                 mailer = Some(Arc::new(m));
             }
         }
+        if let NotifierConfig::Mqtt(m) = &parsed {
+            let both = Arc::new(MqttBoth(Arc::new(telegaz_notify::MqttNotifier::new(m)?)));
+            tracing::info!(notifier = %m.name, "alert notifier ready (and units' states)");
+            out.push(both.clone());
+            publishers.push(both);
+            continue;
+        }
         let notifier = telegaz_notify::build(&parsed, mailer.clone())?;
         tracing::info!(notifier = notifier.name(), "alert notifier ready");
         out.push(Arc::new(Adapter(notifier)));
     }
-    Ok(out)
+    Ok(Built {
+        senders: out,
+        publishers,
+    })
 }

@@ -170,3 +170,67 @@ fn a_unit_that_falls_silent_raises_an_alert_and_its_return_resolves_it() {
         .count();
     assert!(opened >= 1);
 }
+
+#[test]
+fn every_unit_s_latest_state_and_reading_is_published_retained_over_mqtt() {
+    assert!(
+        Command::new("mosquitto_sub").arg("--help").output().is_ok(),
+        "mosquitto_sub is needed (apt-get install mosquitto-clients; .ci/run does)"
+    );
+    let prefix = format!("telegaz-test-{}", std::process::id());
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("telegaz.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[notifier]]\nname = \"broker\"\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\nport = 1883\ntopic_prefix = \"{prefix}\"\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(&[
+        ("TELEGAZ_CONFIG", file.to_str().unwrap()),
+        ("TELEGAZ_ALERTS__EVALUATE_EVERY", "200ms"),
+    ]);
+    let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/samples/lis200/tc220_interval_3days.txt");
+    run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "30", "-T"])
+            .arg(&sample)
+            .arg(s.ftp_url("unit1", "pw-unit1", "/archive.txt")),
+    );
+    // A subscriber that comes later gets the retained state with the newest reading.
+    let topic = format!("{prefix}/devices/unit1/state");
+    let mut state = Value::Null;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let out = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "1883",
+                "-C",
+                "1",
+                "-W",
+                "2",
+                "-t",
+                &topic,
+            ])
+            .output()
+            .unwrap();
+        if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout)
+            && v["newest"]["local_time"] == "2026-01-17T10:00:00"
+        {
+            state = v;
+            break;
+        }
+    }
+    assert_eq!(state["device"], "unit1", "{state}");
+    assert_eq!(state["newest"]["quantities"]["vb"], "6750.4954", "{state}");
+    assert!(state["last_contact"].is_string());
+    // Clean up the retained message.
+    let _ = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", "1883", "-r", "-n", "-t", &topic])
+        .output();
+}

@@ -1,6 +1,5 @@
 //! Devices: list, show, register, change, new password.
 
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
