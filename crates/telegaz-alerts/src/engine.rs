@@ -29,6 +29,46 @@ pub struct AlertSettings {
     pub limits: Vec<LimitRule>,
     /// Maintenance windows: no new alerts for the units named.
     pub maintenance: Vec<Maintenance>,
+    /// The server's own health: free space where the spool is, ingest backlog.
+    pub server: ServerHealth,
+}
+
+/// When the server itself needs attention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerHealth {
+    /// The spool directory (its file system's free space is watched).
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Less free space than this is an alert.
+    pub min_free_bytes: u64,
+    /// An upload waiting this long for ingest is an alert (ingest stopped or
+    /// cannot keep up).
+    pub max_ingest_delay: Duration,
+}
+
+impl Default for ServerHealth {
+    fn default() -> Self {
+        ServerHealth {
+            spool_dir: None,
+            min_free_bytes: 1 << 30,
+            max_ingest_delay: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Free bytes for unprivileged users on the file system holding `path`.
+#[cfg(unix)]
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    st.f_bavail.checked_mul(st.f_frsize)
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_path: &std::path::Path) -> Option<u64> {
+    None
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} ГиБ", bytes as f64 / f64::from(1u32 << 30))
 }
 
 /// An optional lower and upper bound.
@@ -101,16 +141,18 @@ impl Default for AlertSettings {
             notifiers: Vec::new(),
             limits: Vec::new(),
             maintenance: Vec::new(),
+            server: ServerHealth::default(),
         }
     }
 }
 
 /// The kinds of alert the engine raises and resolves itself.
-const MANAGED: [AlertKind; 4] = [
+const MANAGED: [AlertKind; 5] = [
     AlertKind::Silent,
     AlertKind::CorrectorEvent,
     AlertKind::UploadProblem,
     AlertKind::Limit,
+    AlertKind::ServerHealth,
 ];
 
 /// Uploads of a unit that its schedule is learned from.
@@ -135,8 +177,9 @@ struct Condition {
     key: String,
     kind: AlertKind,
     severity: Severity,
-    device_id: DeviceId,
-    device: String,
+    /// None for the server's own conditions.
+    device_id: Option<DeviceId>,
+    device: Option<String>,
     title: String,
     text: String,
 }
@@ -337,8 +380,8 @@ impl Engine {
                         key: format!("silent:{}", d.id),
                         kind: AlertKind::Silent,
                         severity: Severity::Warning,
-                        device_id: d.id,
-                        device: d.name.to_string(),
+                        device_id: Some(d.id),
+                        device: Some(d.name.to_string()),
                         title: format!("Узел {} молчит", d.name),
                         text: format!(
                             "Узел {label}: нет связи с {} ({} назад); обычный интервал передачи {}{}.",
@@ -356,8 +399,8 @@ impl Engine {
                     key: format!("corrector_alarm:{}", d.id),
                     kind: AlertKind::CorrectorEvent,
                     severity: Severity::Critical,
-                    device_id: d.id,
-                    device: d.name.to_string(),
+                    device_id: Some(d.id),
+                    device: Some(d.name.to_string()),
                     title: format!("Авария корректора на узле {}", d.name),
                     text: format!(
                         "Узел {label}: в последней часовой записи ({when}) слово состояния {word}."
@@ -369,8 +412,8 @@ impl Engine {
                     key: format!("upload_problem:{}", d.id),
                     kind: AlertKind::UploadProblem,
                     severity: Severity::Warning,
-                    device_id: d.id,
-                    device: d.name.to_string(),
+                    device_id: Some(d.id),
+                    device: Some(d.name.to_string()),
                     title: format!("Файлы узла {} не разобраны", d.name),
                     text: format!(
                         "Узел {label}: файлов в карантине или с ошибкой разбора: {}. Проверьте их в разделе «Файлы».",
@@ -450,8 +493,8 @@ impl Engine {
                             key: format!("limit:{}:{code}", d.id),
                             kind: AlertKind::Limit,
                             severity: Severity::Warning,
-                            device_id: d.id,
-                            device: d.name.to_string(),
+                            device_id: Some(d.id),
+                            device: Some(d.name.to_string()),
                             title: format!("{what} на узле {} вне пределов", d.name),
                             text: format!(
                                 "Узел {}: {} {value} {unit} {side} предела {bound} {unit} (запись {}).",
@@ -464,6 +507,50 @@ impl Engine {
                     }
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// The server's own conditions: little free space for the spool, an
+    /// ingest backlog older than allowed.
+    async fn server_conditions(&self, now: Timestamp) -> Result<Vec<Condition>, StoreError> {
+        let mut out = Vec::new();
+        let h = &self.settings.server;
+        if let Some(dir) = &h.spool_dir
+            && let Some(free) = free_bytes(dir)
+            && free < h.min_free_bytes
+        {
+            out.push(Condition {
+                key: "server:disk".into(),
+                kind: AlertKind::ServerHealth,
+                severity: Severity::Critical,
+                device_id: None,
+                device: None,
+                title: "Мало места на диске сервера".into(),
+                text: format!(
+                    "Свободно {} в {} (порог {}). Когда место кончится, файлы от узлов перестанут приниматься.",
+                    gib(free),
+                    dir.display(),
+                    gib(h.min_free_bytes)
+                ),
+            });
+        }
+        let (waiting, oldest) = self.db.ingest_backlog().await?;
+        if let Some(oldest) = oldest
+            && now.duration_since(oldest) > to_signed(h.max_ingest_delay)
+        {
+            out.push(Condition {
+                key: "server:ingest_backlog".into(),
+                kind: AlertKind::ServerHealth,
+                severity: Severity::Warning,
+                device_id: None,
+                device: None,
+                title: "Разбор файлов отстаёт".into(),
+                text: format!(
+                    "В очереди разбора {waiting} файлов; старейший ждёт {}. Проверьте, что разбор включён (ingest.enabled) и журнал сервера.",
+                    human(now.duration_since(oldest))
+                ),
+            });
         }
         Ok(out)
     }
@@ -487,11 +574,11 @@ impl Engine {
             event,
             kind: c.kind,
             severity: c.severity,
-            device: Some(c.device.clone()),
+            device: c.device.clone(),
             title,
             text,
             at,
-            devices: vec![c.device.clone()],
+            devices: c.device.clone().into_iter().collect(),
             notifiers: self.settings.notifiers.clone(),
         }
     }
@@ -549,6 +636,7 @@ impl Engine {
             .collect();
         let mut conditions = self.conditions(now, &devices, &activity, &times);
         conditions.extend(self.limit_conditions(&devices, &activity).await?);
+        conditions.extend(self.server_conditions(now).await?);
         let active = self
             .db
             .list_alerts(&AlertFilter {
@@ -563,7 +651,11 @@ impl Engine {
         let new: Vec<&Condition> = conditions
             .iter()
             .filter(|c| !active_keys.contains(c.key.as_str()))
-            .filter(|c| !self.in_maintenance(&c.device, now))
+            .filter(|c| {
+                c.device
+                    .as_deref()
+                    .is_none_or(|d| !self.in_maintenance(d, now))
+            })
             .collect();
         let new_silent = new.iter().filter(|c| c.kind == AlertKind::Silent).count();
         let digest_opened = new_silent >= self.settings.digest_threshold.max(2);
@@ -575,7 +667,7 @@ impl Engine {
                 key: c.key.clone(),
                 kind: c.kind,
                 severity: c.severity,
-                device_id: Some(c.device_id),
+                device_id: c.device_id,
                 title: c.title.clone(),
                 detail: c.text.clone(),
                 opened_at: now,
@@ -583,11 +675,11 @@ impl Engine {
             if self.db.open_alert(&alert, notice.as_ref()).await?.is_some() {
                 result.opened += 1;
                 if in_digest {
-                    digest_devices.push(c.device.clone());
+                    digest_devices.extend(c.device.clone());
                 } else {
                     result.notifications += 1;
                 }
-                tracing::warn!(alert = %c.key, device = %c.device, kind = %c.kind, "alert opened");
+                tracing::warn!(alert = %c.key, device = c.device.as_deref().unwrap_or(""), kind = %c.kind, "alert opened");
                 metrics::counter!("telegaz_alerts_opened_total", "kind" => c.kind.as_str())
                     .increment(1);
             }
@@ -611,12 +703,12 @@ impl Engine {
         let mut back = Vec::new();
         for a in over {
             let in_digest = digest_resolved && a.kind == AlertKind::Silent;
-            let device = a.device.clone().unwrap_or_default();
+            let device = a.device.clone();
             let condition = Condition {
                 key: a.key.clone(),
                 kind: a.kind,
                 severity: a.severity,
-                device_id: a.device_id.unwrap_or(DeviceId(0)),
+                device_id: a.device_id,
                 device: device.clone(),
                 title: a.title.clone(),
                 text: a.detail.clone(),
@@ -626,7 +718,7 @@ impl Engine {
             self.db.resolve_alert(a.id, now, notice.as_ref()).await?;
             result.resolved += 1;
             if in_digest {
-                back.push(device);
+                back.extend(device);
             } else {
                 result.notifications += 1;
             }

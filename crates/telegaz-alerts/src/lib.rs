@@ -24,5 +24,5 @@ mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{Dispatcher, SendError, Sender};
-pub use engine::{AlertSettings, Bounds, Engine, Evaluation, LimitRule, Maintenance};
+pub use engine::{AlertSettings, Bounds, Engine, Evaluation, LimitRule, Maintenance, ServerHealth};
 pub use state::{DeviceState, StatePublisher};

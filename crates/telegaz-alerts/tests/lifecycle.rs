@@ -84,6 +84,11 @@ fn settings(notifiers: &[&str]) -> AlertSettings {
         silent_grace: std::time::Duration::from_secs(30 * 60),
         digest_threshold: 20,
         notifiers: notifiers.iter().map(|s| (*s).to_owned()).collect(),
+        // These tests' uploads are never parsed: the backlog rule has its own test.
+        server: telegaz_alerts::ServerHealth {
+            max_ingest_delay: std::time::Duration::from_secs(10 * 365 * 86400),
+            ..telegaz_alerts::ServerHealth::default()
+        },
         ..AlertSettings::default()
     }
 }
@@ -486,5 +491,66 @@ async fn values_outside_their_limits_raise_alerts_until_they_are_back_and_mainte
         engine.evaluate().await.unwrap().opened,
         1,
         "after maintenance"
+    );
+}
+
+#[tokio::test]
+async fn the_server_itself_raises_alerts_for_an_ingest_backlog_and_a_full_disk() {
+    let (dir, db) = db().await;
+    let d = device(&*db, "unit-1").await;
+    let queued = t("2026-11-25T10:00:00Z");
+    let id = upload_at(&*db, d, queued, 1).await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-25T10:10:00Z")));
+    let mut s = settings(&["mail"]);
+    s.server = telegaz_alerts::ServerHealth {
+        spool_dir: None,
+        min_free_bytes: 0,
+        max_ingest_delay: std::time::Duration::from_secs(15 * 60),
+    };
+    let engine = Engine::new(db.clone(), clock.clone(), s.clone());
+    // The upload was queued "now" (real time), so the backlog is judged from
+    // the queue's own time: move the clock well past it.
+    assert_eq!(engine.evaluate().await.unwrap().opened, 0);
+    clock.set(jiff::Timestamp::now() + SignedDuration::from_mins(16));
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!(e.opened, 1, "{e:?}");
+    let a = &db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(a.kind, AlertKind::ServerHealth);
+    assert_eq!(a.device, None);
+    assert!(a.detail.contains("1 файлов"), "{}", a.detail);
+    // Parsed: the backlog is gone, the alert resolves.
+    db.store_parsed(
+        id,
+        d,
+        &telegaz_domain::ParsedFile {
+            format: "t".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.evaluate().await.unwrap().resolved, 1);
+    // A disk with less free space than required.
+    s.server.spool_dir = Some(dir.path().to_owned());
+    s.server.min_free_bytes = u64::MAX;
+    let engine = Engine::new(db.clone(), clock.clone(), s);
+    engine.evaluate().await.unwrap();
+    let open = db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        open.iter()
+            .any(|a| a.key == "server:disk" && a.detail.contains("ГиБ")),
+        "{open:?}"
     );
 }

@@ -270,6 +270,11 @@ pub struct AlertsConfig {
     /// pauses then grow, up to an hour; it is given up after a day.
     #[serde(with = "humantime_serde")]
     pub notify_retry: Duration,
+    /// Less free space than this (bytes) where the spool is: an alert.
+    pub min_free_disk: u64,
+    /// An upload waiting this long for ingest: an alert.
+    #[serde(with = "humantime_serde")]
+    pub max_ingest_delay: Duration,
     /// Value limits (`[[alerts.limit]]`), each for the units it names.
     pub limit: Vec<LimitConfig>,
     /// Maintenance windows (`[[alerts.maintenance]]`): no new alerts for the
@@ -323,6 +328,8 @@ impl Default for AlertsConfig {
             silent_default_interval: Duration::from_secs(24 * 3600),
             digest_threshold: 20,
             notify_retry: Duration::from_secs(60),
+            min_free_disk: 1 << 30,
+            max_ingest_delay: Duration::from_secs(15 * 60),
             limit: Vec::new(),
             maintenance: Vec::new(),
         }

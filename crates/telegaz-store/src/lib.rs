@@ -238,6 +238,8 @@ pub trait Database: Send + Sync + 'static {
     async fn requeue_ingest(&self, filter: &RequeueFilter) -> Result<Vec<UploadId>>;
     /// Uploads waiting for ingest, oldest first.
     async fn pending_ingest(&self, limit: u32) -> Result<Vec<UploadId>>;
+    /// How many uploads wait for ingest, and since when the oldest waits.
+    async fn ingest_backlog(&self) -> Result<(u64, Option<Timestamp>)>;
     /// Count one more attempt at an upload (before parsing it); returns the count.
     async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32>;
     /// Store what a parser read, idempotently on the natural key, and mark

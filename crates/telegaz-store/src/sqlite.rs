@@ -928,6 +928,21 @@ impl Database for SqliteDatabase {
         crate::sqlite_ingest::pending(&self.pool, limit).await
     }
 
+    async fn ingest_backlog(&self) -> Result<(u64, Option<Timestamp>)> {
+        let row =
+            sqlx::query("SELECT COUNT(*), MIN(queued_at) FROM ingest WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::query("measuring the ingest backlog"))?;
+        let err = |e: sqlx::Error| StoreError::Corrupt(format!("ingest backlog: {e}"));
+        let n: i64 = row.try_get(0).map_err(err)?;
+        let oldest: Option<String> = row.try_get(1).map_err(err)?;
+        Ok((
+            u64::try_from(n).unwrap_or(0),
+            oldest.as_deref().map(from_text).transpose()?,
+        ))
+    }
+
     async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32> {
         let mut tx = self.write_tx().await?;
         let n = crate::sqlite_ingest::attempt(&mut tx, id).await?;

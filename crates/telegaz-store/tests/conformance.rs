@@ -307,6 +307,14 @@ async fn notifications_are_sent_once_per_notifier_and_retried(db: &dyn Database)
             .await
             .is_err()
     );
+    // The ingest backlog: what waits, and since when.
+    let (n, oldest) = db.ingest_backlog().await.unwrap();
+    assert_eq!((n, oldest), (0, None));
+    let d0 = device(db, "unit-b").await;
+    upload(db, d0.id, "/q", 9).await;
+    let (n, oldest) = db.ingest_backlog().await.unwrap();
+    assert_eq!(n, 1);
+    assert!(oldest.is_some());
     // Upload times, newest first, per enabled device.
     let d = device(db, "unit-t").await;
     upload(db, d.id, "/1", 1).await;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use telegaz_alerts::{
-    AlertSettings, Bounds, Dispatcher, Engine, LimitRule, Maintenance, Sender, SystemClock,
+    AlertSettings, Bounds, Dispatcher, Engine, LimitRule, Maintenance, Sender, ServerHealth,
+    SystemClock,
 };
 use telegaz_config::Config;
 use telegaz_store::Database;
@@ -65,6 +66,11 @@ pub fn start(
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
+        server: ServerHealth {
+            spool_dir: Some(config.spool_dir()),
+            min_free_bytes: a.min_free_disk,
+            max_ingest_delay: a.max_ingest_delay,
+        },
     };
     let clock = Arc::new(SystemClock);
     let engine = Engine::new(db.clone(), clock.clone(), settings).with_publishers(built.publishers);
