@@ -834,6 +834,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             silent_after: Duration::from_secs(72 * 3600),
             sheet: telegaz_web::SheetInfo::default(),
             profiles_dir: dir.path().join("profiles"),
+            notifiers: Vec::new(),
         },
         None,
     );

@@ -61,6 +61,8 @@ pub struct WebSettings {
     pub sheet: SheetInfo,
     /// Where operators' text profiles live.
     pub profiles_dir: PathBuf,
+    /// The configured alert notifiers: (name, type), shown on the alerts page.
+    pub notifiers: Vec<(String, String)>,
 }
 
 impl WebSettings {
@@ -88,6 +90,19 @@ impl WebSettings {
                 ),
             },
             profiles_dir: config.data_dir.join("profiles"),
+            notifiers: config
+                .notifier
+                .iter()
+                .map(|n| {
+                    let text = |k: &str| {
+                        n.0.get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("?")
+                            .to_owned()
+                    };
+                    (text("name"), text("type"))
+                })
+                .collect(),
         }
     }
 }

@@ -27,6 +27,16 @@ pub(crate) const PHRASES: &[(&str, &str, &str)] = &[
     ("no_alerts", "Тревог нет.", "No alerts."),
     ("notifications_title", "Уведомления", "Notifications"),
     ("notifier", "Канал", "Channel"),
+    (
+        "notifiers_configured",
+        "Каналы уведомлений",
+        "Notification channels",
+    ),
+    (
+        "no_notifiers",
+        "Каналы уведомлений не настроены ([[notifier]] в файле настроек): тревоги видны только здесь и в API.",
+        "No notification channels are configured ([[notifier]] in the configuration file): alerts are shown here and in the API only.",
+    ),
     ("alert_silent", "молчит", "silent"),
     (
         "alert_corrector_event",
@@ -73,6 +83,7 @@ struct AlertsPage {
     alerts: Vec<Alert>,
     sends: Vec<NotificationSend>,
     all: bool,
+    notifiers: Vec<(String, String)>,
 }
 
 async fn page(
@@ -97,6 +108,7 @@ async fn page(
         alerts: ctx.db.list_alerts(&f).await?,
         sends: ctx.db.notification_sends(100).await?,
         all,
+        notifiers: ctx.settings.notifiers.clone(),
     })
 }
 

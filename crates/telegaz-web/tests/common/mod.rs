@@ -44,6 +44,7 @@ pub async fn context(dir: &Path) -> Arc<WebContext> {
             passive_ports: "50000-50999".into(),
         },
         profiles_dir: dir.join("profiles"),
+        notifiers: vec![("dispatchers".into(), "telegram".into())],
     };
     WebContext::new(db, spool, settings, None)
 }
