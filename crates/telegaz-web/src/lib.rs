@@ -94,13 +94,13 @@ impl WebSettings {
                 .notifier
                 .iter()
                 .map(|n| {
-                    let text = |k: &str| {
+                    let field = |k: &str| {
                         n.0.get(k)
                             .and_then(|v| v.as_str())
                             .unwrap_or("?")
                             .to_owned()
                     };
-                    (text("name"), text("type"))
+                    (field("name"), field("type"))
                 })
                 .collect(),
         }
