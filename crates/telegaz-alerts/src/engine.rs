@@ -198,6 +198,9 @@ pub struct Engine {
     settings: AlertSettings,
     publishers: Vec<Arc<dyn crate::StatePublisher>>,
     published: std::sync::Mutex<HashMap<DeviceId, Published>>,
+    /// Each unit's event-log conditions, kept until it uploads again (the
+    /// log only changes with an upload; a restart reads every unit once).
+    event_cache: std::sync::Mutex<HashMap<DeviceId, (Option<Timestamp>, Vec<Condition>)>>,
 }
 
 fn to_signed(d: Duration) -> SignedDuration {
@@ -260,6 +263,7 @@ impl Engine {
             settings,
             publishers: Vec::new(),
             published: std::sync::Mutex::new(HashMap::new()),
+            event_cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -511,6 +515,69 @@ impl Engine {
         Ok(out)
     }
 
+    /// Raised corrector events not cleared yet, and a clock set back within a
+    /// day, from each unit's event log of the last 62 days.
+    async fn event_conditions(
+        &self,
+        now: Timestamp,
+        devices: &[Device],
+        activity: &HashMap<DeviceId, DeviceActivity>,
+    ) -> Result<Vec<Condition>, StoreError> {
+        let mut out = Vec::new();
+        for d in devices.iter().filter(|d| d.enabled) {
+            let Some(a) = activity.get(&d.id) else {
+                continue;
+            };
+            let Ok(tz) = jiff::tz::TimeZone::get(&d.time_zone) else {
+                continue;
+            };
+            let local_now = tz.to_datetime(now);
+            let cached = match self.event_cache.lock() {
+                Ok(c) => c
+                    .get(&d.id)
+                    .filter(|(seen, conds)| {
+                        // The clock condition ends with time, not with an upload.
+                        *seen == a.last_upload_at && conds.iter().all(|c| !c.key.ends_with(":8004"))
+                    })
+                    .map(|(_, conds)| conds.clone()),
+                Err(_) => None,
+            };
+            if let Some(conds) = cached {
+                out.extend(conds);
+                continue;
+            }
+            let log = self
+                .db
+                .events(&telegaz_store::ReadingFilter {
+                    device_id: d.id,
+                    kind: None,
+                    from: Some(local_now - SignedDuration::from_hours(62 * 24)),
+                    to: None,
+                })
+                .await?;
+            let conds: Vec<Condition> = crate::events::holding(&log, local_now)
+                .into_iter()
+                .map(|e| Condition {
+                    key: format!("event:{}:{:04x}", d.id, e.code),
+                    kind: AlertKind::CorrectorEvent,
+                    severity: e.severity,
+                    device_id: Some(d.id),
+                    device: Some(d.name.to_string()),
+                    title: format!("Событие корректора на узле {}: {}", d.name, e.what),
+                    text: format!(
+                        "Узел {}: {} с {} (журнал событий корректора).",
+                        d.name, e.what, e.since
+                    ),
+                })
+                .collect();
+            if let Ok(mut c) = self.event_cache.lock() {
+                c.insert(d.id, (a.last_upload_at, conds.clone()));
+            }
+            out.extend(conds);
+        }
+        Ok(out)
+    }
+
     /// The server's own conditions: little free space for the spool, an
     /// ingest backlog older than allowed.
     async fn server_conditions(&self, now: Timestamp) -> Result<Vec<Condition>, StoreError> {
@@ -637,6 +704,7 @@ impl Engine {
         let mut conditions = self.conditions(now, &devices, &activity, &times);
         conditions.extend(self.limit_conditions(&devices, &activity).await?);
         conditions.extend(self.server_conditions(now).await?);
+        conditions.extend(self.event_conditions(now, &devices, &activity).await?);
         let active = self
             .db
             .list_alerts(&AlertFilter {

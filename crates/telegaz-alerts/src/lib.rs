@@ -20,6 +20,7 @@
 mod clock;
 mod dispatch;
 mod engine;
+mod events;
 mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};

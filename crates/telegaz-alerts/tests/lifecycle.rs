@@ -554,3 +554,63 @@ async fn the_server_itself_raises_alerts_for_an_ingest_backlog_and_a_full_disk()
         "{open:?}"
     );
 }
+
+#[tokio::test]
+async fn corrector_events_are_alerts_until_the_corrector_clears_them() {
+    use telegaz_domain::{Check, EventRecord, ParsedFile};
+    let (_dir, db) = db().await;
+    let d = device(&*db, "ek260-9").await;
+    let ev = |code: u16, hour: i8| EventRecord {
+        record_no: Some(u64::from(code) + hour as u64),
+        local_time: jiff::civil::date(2026, 11, 25).at(hour, 0, 0, 0),
+        utc_offset_seconds: None,
+        code,
+        check: Check::Ok,
+        line: 1,
+    };
+    let store = |events: Vec<EventRecord>, at: Timestamp, byte: u8| {
+        let db = db.clone();
+        async move {
+            let id = upload_at(&*db, d, at, byte).await;
+            db.store_parsed(
+                id,
+                d,
+                &ParsedFile {
+                    format: "t".into(),
+                    events,
+                    ..ParsedFile::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // Moscow: 10:00 UTC is 13:00 local.
+    store(vec![ev(0x2007, 11)], t("2026-11-25T09:00:00Z"), 1).await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-25T10:00:00Z")));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail"]));
+    assert_eq!(engine.evaluate().await.unwrap().opened, 1);
+    let a = &db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(a.kind, AlertKind::CorrectorEvent);
+    assert!(
+        a.title.contains("аварийный предел давления (0x2007)"),
+        "{}",
+        a.title
+    );
+    assert_eq!(
+        engine.evaluate().await.unwrap(),
+        Default::default(),
+        "nothing new without an upload"
+    );
+    // The next upload brings the clear: resolved, with a notice.
+    store(vec![ev(0x0007, 12)], t("2026-11-25T10:05:00Z"), 2).await;
+    clock.set(t("2026-11-25T10:06:00Z"));
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.resolved, e.notifications), (1, 1));
+}
