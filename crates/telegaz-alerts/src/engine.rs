@@ -184,6 +184,9 @@ struct Condition {
     text: String,
 }
 
+/// A unit's event-log conditions, as of its last upload then.
+type EventsSeen = (Option<Timestamp>, Vec<Condition>);
+
 /// What was last published of a unit (so that only changes go out).
 type Published = (
     Option<Timestamp>,
@@ -200,7 +203,7 @@ pub struct Engine {
     published: std::sync::Mutex<HashMap<DeviceId, Published>>,
     /// Each unit's event-log conditions, kept until it uploads again (the
     /// log only changes with an upload; a restart reads every unit once).
-    event_cache: std::sync::Mutex<HashMap<DeviceId, (Option<Timestamp>, Vec<Condition>)>>,
+    event_cache: std::sync::Mutex<HashMap<DeviceId, EventsSeen>>,
 }
 
 fn to_signed(d: Duration) -> SignedDuration {
