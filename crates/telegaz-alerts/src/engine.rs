@@ -31,6 +31,8 @@ pub struct AlertSettings {
     pub maintenance: Vec<Maintenance>,
     /// The server's own health: free space where the spool is, ingest backlog.
     pub server: ServerHealth,
+    /// Alert on hours missing in a unit's last final gas day.
+    pub missing_hours: bool,
 }
 
 /// When the server itself needs attention.
@@ -142,12 +144,14 @@ impl Default for AlertSettings {
             limits: Vec::new(),
             maintenance: Vec::new(),
             server: ServerHealth::default(),
+            missing_hours: true,
         }
     }
 }
 
 /// The kinds of alert the engine raises and resolves itself.
-const MANAGED: [AlertKind; 5] = [
+const MANAGED: [AlertKind; 6] = [
+    AlertKind::MissingHours,
     AlertKind::Silent,
     AlertKind::CorrectorEvent,
     AlertKind::UploadProblem,
@@ -204,7 +208,12 @@ pub struct Engine {
     /// Each unit's event-log conditions, kept until it uploads again (the
     /// log only changes with an upload; a restart reads every unit once).
     event_cache: std::sync::Mutex<HashMap<DeviceId, EventsSeen>>,
+    /// Each unit's missing-hours condition, as of (its last upload, the gas day).
+    gap_cache: std::sync::Mutex<HashMap<DeviceId, GapsSeen>>,
 }
+
+/// A unit's missing-hours condition for a gas day, as of its last upload then.
+type GapsSeen = (Option<Timestamp>, jiff::civil::Date, Option<Condition>);
 
 fn to_signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
@@ -267,6 +276,7 @@ impl Engine {
             publishers: Vec::new(),
             published: std::sync::Mutex::new(HashMap::new()),
             event_cache: std::sync::Mutex::new(HashMap::new()),
+            gap_cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -581,6 +591,96 @@ impl Engine {
         Ok(out)
     }
 
+    /// Hours missing in the archive of each unit's last final gas day (the
+    /// one that ended at today's contract hour): what to ask it to send again.
+    /// Read again only when the unit uploads or the gas day changes.
+    async fn gap_conditions(
+        &self,
+        now: Timestamp,
+        devices: &[Device],
+        activity: &HashMap<DeviceId, DeviceActivity>,
+    ) -> Result<Vec<Condition>, StoreError> {
+        let mut out = Vec::new();
+        if !self.settings.missing_hours {
+            return Ok(out);
+        }
+        for d in devices.iter().filter(|d| d.enabled) {
+            // A unit that never sent a reading has no archive to have gaps in.
+            let Some(a) = activity.get(&d.id).filter(|a| a.newest_reading.is_some()) else {
+                continue;
+            };
+            let Ok(tz) = jiff::tz::TimeZone::get(&d.time_zone) else {
+                continue;
+            };
+            let local_now = tz.to_datetime(now);
+            let current =
+                (local_now - SignedDuration::from_hours(i64::from(d.contract_hour))).date();
+            let Ok(day) = current.yesterday() else {
+                continue;
+            };
+            let cached = match self.gap_cache.lock() {
+                Ok(c) => c
+                    .get(&d.id)
+                    .filter(|(seen, seen_day, _)| *seen == a.last_upload_at && *seen_day == day)
+                    .map(|(_, _, cond)| cond.clone()),
+                Err(_) => None,
+            };
+            if let Some(cond) = cached {
+                out.extend(cond);
+                continue;
+            }
+            let start = day.at(d.contract_hour, 0, 0, 0);
+            let records = self
+                .db
+                .readings(&telegaz_store::ReadingFilter {
+                    device_id: d.id,
+                    kind: Some(telegaz_domain::ArchiveKind::Interval),
+                    from: Some(start - SignedDuration::from_hours(2)),
+                    to: Some(current.at(d.contract_hour, 0, 0, 0)),
+                })
+                .await?;
+            let data = telegaz_reports::DeviceData {
+                name: d.name.to_string(),
+                time_zone: tz,
+                contract_hour: d.contract_hour,
+                records,
+                events: Vec::new(),
+            };
+            let missing =
+                telegaz_reports::completeness(&[data], &telegaz_reports::Period::GasDay(day), now)
+                    .ok()
+                    .and_then(|days| days.into_iter().next())
+                    .map(|c| c.missing_readings)
+                    .unwrap_or_default();
+            let cond = (!missing.is_empty()).then(|| {
+                let shown: Vec<String> = missing
+                    .iter()
+                    .take(24)
+                    .map(|t| t.strftime("%H:%M").to_string())
+                    .collect();
+                Condition {
+                    key: format!("missing_hours:{}", d.id),
+                    kind: AlertKind::MissingHours,
+                    severity: Severity::Info,
+                    device_id: Some(d.id),
+                    device: Some(d.name.to_string()),
+                    title: format!("Пропуски в архиве узла {}", d.name),
+                    text: format!(
+                        "Узел {}: за газовые сутки {day} нет часовых записей на {} ч ({}). Запросите повторную передачу архива.",
+                        d.name,
+                        missing.len(),
+                        shown.join(", ")
+                    ),
+                }
+            });
+            if let Ok(mut c) = self.gap_cache.lock() {
+                c.insert(d.id, (a.last_upload_at, day, cond.clone()));
+            }
+            out.extend(cond);
+        }
+        Ok(out)
+    }
+
     /// The server's own conditions: little free space for the spool, an
     /// ingest backlog older than allowed.
     async fn server_conditions(&self, now: Timestamp) -> Result<Vec<Condition>, StoreError> {
@@ -708,6 +808,7 @@ impl Engine {
         conditions.extend(self.limit_conditions(&devices, &activity).await?);
         conditions.extend(self.server_conditions(now).await?);
         conditions.extend(self.event_conditions(now, &devices, &activity).await?);
+        conditions.extend(self.gap_conditions(now, &devices, &activity).await?);
         let active = self
             .db
             .list_alerts(&AlertFilter {

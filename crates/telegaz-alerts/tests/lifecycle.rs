@@ -84,7 +84,9 @@ fn settings(notifiers: &[&str]) -> AlertSettings {
         silent_grace: std::time::Duration::from_secs(30 * 60),
         digest_threshold: 20,
         notifiers: notifiers.iter().map(|s| (*s).to_owned()).collect(),
-        // These tests' uploads are never parsed: the backlog rule has its own test.
+        // These tests' uploads are never parsed and their archives hold a few
+        // hours: the backlog and missing-hours rules have their own tests.
+        missing_hours: false,
         server: telegaz_alerts::ServerHealth {
             max_ingest_delay: std::time::Duration::from_secs(10 * 365 * 86400),
             ..telegaz_alerts::ServerHealth::default()
@@ -613,4 +615,82 @@ async fn corrector_events_are_alerts_until_the_corrector_clears_them() {
     clock.set(t("2026-11-25T10:06:00Z"));
     let e = engine.evaluate().await.unwrap();
     assert_eq!((e.resolved, e.notifications), (1, 1));
+}
+
+#[tokio::test]
+async fn hours_missing_in_the_last_gas_day_are_an_alert_until_the_unit_sends_them() {
+    use telegaz_domain::{ArchiveKind, ArchiveRecord, Check, Decimal, ParsedFile, Quantities};
+    let (_dir, db) = db().await;
+    let d = device(&*db, "kotelnaya-5").await;
+    // Gas day 2026-11-24 (Moscow, contract hour 10): hour ends 11:00 on the 24th
+    // to 10:00 on the 25th; the counter readings from 10:00 on the 24th on.
+    let row = |i: i64| {
+        let t = jiff::civil::date(2026, 11, 24).at(10, 0, 0, 0) + SignedDuration::from_hours(i);
+        ArchiveRecord {
+            kind: ArchiveKind::Interval,
+            record_no: Some(1000 + i as u64),
+            local_time: t,
+            utc_offset_seconds: None,
+            quantities: Quantities {
+                vb: Some(Decimal::from(1000 + 10 * i)),
+                ..Quantities::default()
+            },
+            status: vec!["0".into()],
+            event_code: Some(0x8104),
+            check: Check::Ok,
+            line: 1,
+        }
+    };
+    let full: Vec<ArchiveRecord> = (0..=24).map(row).collect();
+    let gappy: Vec<ArchiveRecord> = full
+        .iter()
+        .filter(|r| r.record_no != Some(1005))
+        .cloned()
+        .collect();
+    let now = t("2026-11-25T08:00:00Z"); // 11:00 in Moscow: the gas day is final
+    let first = upload_at(&*db, d, now, 1).await;
+    db.store_parsed(
+        first,
+        d,
+        &ParsedFile {
+            format: "t".into(),
+            records: gappy,
+            ..ParsedFile::default()
+        },
+    )
+    .await
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let mut s = settings(&["mail"]);
+    s.missing_hours = true;
+    let engine = Engine::new(db.clone(), clock.clone(), s);
+    assert_eq!(engine.evaluate().await.unwrap().opened, 1);
+    let a = &db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(a.kind, AlertKind::MissingHours);
+    assert!(
+        a.detail.contains("2026-11-24") && a.detail.contains("15:00"),
+        "{}",
+        a.detail
+    );
+    // The unit sends the archive again, complete: resolved.
+    let again = upload_at(&*db, d, now + SignedDuration::from_mins(5), 2).await;
+    db.store_parsed(
+        again,
+        d,
+        &ParsedFile {
+            format: "t".into(),
+            records: full,
+            ..ParsedFile::default()
+        },
+    )
+    .await
+    .unwrap();
+    clock.set(now + SignedDuration::from_mins(6));
+    assert_eq!(engine.evaluate().await.unwrap().resolved, 1);
 }

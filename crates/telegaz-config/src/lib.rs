@@ -270,6 +270,8 @@ pub struct AlertsConfig {
     /// pauses then grow, up to an hour; it is given up after a day.
     #[serde(with = "humantime_serde")]
     pub notify_retry: Duration,
+    /// Alert on hours missing in a unit's last final gas day.
+    pub missing_hours: bool,
     /// Less free space than this (bytes) where the spool is: an alert.
     pub min_free_disk: u64,
     /// An upload waiting this long for ingest: an alert.
@@ -328,6 +330,7 @@ impl Default for AlertsConfig {
             silent_default_interval: Duration::from_secs(24 * 3600),
             digest_threshold: 20,
             notify_retry: Duration::from_secs(60),
+            missing_hours: true,
             min_free_disk: 1 << 30,
             max_ingest_delay: Duration::from_secs(15 * 60),
             limit: Vec::new(),

@@ -66,6 +66,7 @@ pub fn start(
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
+        missing_hours: a.missing_hours,
         server: ServerHealth {
             spool_dir: Some(config.spool_dir()),
             min_free_bytes: a.min_free_disk,
