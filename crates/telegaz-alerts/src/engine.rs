@@ -424,6 +424,24 @@ impl Engine {
                     ),
                 });
             }
+            // A transfer cut off and not retried within the grace period.
+            if a.last_upload_partial
+                && a.last_upload_at
+                    .is_some_and(|t| now.duration_since(t) > to_signed(self.settings.silent_grace))
+            {
+                out.push(Condition {
+                    key: format!("partial:{}", d.id),
+                    kind: AlertKind::UploadProblem,
+                    severity: Severity::Warning,
+                    device_id: Some(d.id),
+                    device: Some(d.name.to_string()),
+                    title: format!("Передача с узла {} оборвалась", d.name),
+                    text: format!(
+                        "Узел {label}: последняя передача файла оборвалась и не повторена (начата {}). Принятая часть сохранена.",
+                        a.last_upload_at.map(moscow).unwrap_or_default()
+                    ),
+                });
+            }
             if a.problem_uploads > 0 {
                 out.push(Condition {
                     key: format!("upload_problem:{}", d.id),

@@ -694,3 +694,58 @@ async fn hours_missing_in_the_last_gas_day_are_an_alert_until_the_unit_sends_the
     clock.set(now + SignedDuration::from_mins(6));
     assert_eq!(engine.evaluate().await.unwrap().resolved, 1);
 }
+
+#[tokio::test]
+async fn a_transfer_cut_off_and_not_retried_is_an_alert_until_a_complete_one_arrives() {
+    let (_dir, db) = db().await;
+    let d = device(&*db, "grps-unit").await;
+    let at = t("2026-11-25T10:00:00Z");
+    hourly(&*db, d, at, 3).await;
+    let cut = db
+        .begin_upload(&NewUpload {
+            device_id: d,
+            original_name: FileName::utf8("b.txt"),
+            path: "/b.txt".into(),
+            mode: UploadMode::Store,
+            resumed_from: None,
+            offset: 0,
+            peer: None,
+            session: None,
+            started_at: at + SignedDuration::from_mins(5),
+        })
+        .await
+        .unwrap();
+    db.finish_upload(
+        cut,
+        &UploadFinish::partial(
+            3,
+            Sha256Digest([9; 32]),
+            &telegaz_domain::PartialReason::ControlConnectionClosed,
+            at + SignedDuration::from_mins(6),
+        ),
+    )
+    .await
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(at + SignedDuration::from_mins(20)));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&[]));
+    assert_eq!(
+        engine.evaluate().await.unwrap().opened,
+        0,
+        "a retry may still come"
+    );
+    clock.set(at + SignedDuration::from_mins(40));
+    assert_eq!(engine.evaluate().await.unwrap().opened, 1);
+    let a = &db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (a.kind, a.key.starts_with("partial:")),
+        (AlertKind::UploadProblem, true)
+    );
+    upload_at(&*db, d, clock.now(), 77).await;
+    assert_eq!(engine.evaluate().await.unwrap().resolved, 1);
+}

@@ -363,13 +363,14 @@ pub(crate) async fn device_activity(
                 newest_reading: None,
                 newest_status: Vec::new(),
                 problem_uploads: 0,
+                last_upload_partial: false,
             },
         );
     }
     // The newest upload per device: its id is the largest (ids grow).
     let rows = rows_for(
         pool,
-        "SELECT u.device_id, u.started_at FROM devices d CROSS JOIN uploads u \
+        "SELECT u.device_id, u.started_at, u.status FROM devices d CROSS JOIN uploads u \
          WHERE u.id = (SELECT MAX(id) FROM uploads x WHERE x.device_id = d.id)",
         ("d.id", ""),
         only,
@@ -379,8 +380,10 @@ pub(crate) async fn device_activity(
     for row in &rows {
         let id: i64 = row.try_get(0).map_err(err)?;
         let at: String = row.try_get(1).map_err(err)?;
+        let status: String = row.try_get(2).map_err(err)?;
         if let Some(a) = by_device.get_mut(&id) {
             a.last_upload_at = Some(from_text(&at)?);
+            a.last_upload_partial = status == "partial";
         }
     }
     let rows = rows_for(

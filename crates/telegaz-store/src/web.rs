@@ -45,6 +45,8 @@ pub struct DeviceActivity {
     pub newest_status: Vec<String>,
     /// Uploads whose ingest ended quarantined or failed.
     pub problem_uploads: u64,
+    /// The newest upload ended partial (cut off, not retried since).
+    pub last_upload_partial: bool,
 }
 
 impl DeviceActivity {

@@ -526,7 +526,9 @@ async fn device_activity_summarises_the_fleet(db: &dyn Database) {
     );
     assert_eq!(of(a.id).newest_status, vec!["0", "0x2000"]);
     assert_eq!(of(a.id).problem_uploads, 0);
+    assert!(!of(a.id).last_upload_partial);
     assert_eq!(of(b.id).problem_uploads, 1);
+    assert!(!of(b.id).last_upload_partial);
     assert!(of(b.id).newest_reading.is_none());
     assert_eq!(of(quiet.id).last_upload_at, None);
     assert_eq!(

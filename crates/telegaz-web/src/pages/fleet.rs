@@ -357,6 +357,7 @@ mod tests {
             newest_reading: None,
             newest_status: status.iter().map(|s| (*s).to_owned()).collect(),
             problem_uploads: problems,
+            last_upload_partial: false,
         }
     }
 
