@@ -33,6 +33,9 @@ pub struct AlertSettings {
     pub server: ServerHealth,
     /// Alert on hours missing in a unit's last final gas day.
     pub missing_hours: bool,
+    /// A condition that comes back within this time after it was resolved
+    /// is flapping: its alert opens and resolves without notifications.
+    pub flap_window: Duration,
 }
 
 /// When the server itself needs attention.
@@ -145,6 +148,7 @@ impl Default for AlertSettings {
             maintenance: Vec::new(),
             server: ServerHealth::default(),
             missing_hours: true,
+            flap_window: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -173,6 +177,8 @@ pub struct Evaluation {
     pub notifications: usize,
     /// Units whose changed state was published.
     pub states_published: usize,
+    /// Openings and resolutions not told because the condition flaps.
+    pub quiet: usize,
 }
 
 /// A condition that holds now.
@@ -743,6 +749,16 @@ impl Engine {
         Ok(out)
     }
 
+    /// Whether a condition that holds (again) at `at` flaps: an alert with
+    /// its key was resolved less than `flap_window` before.
+    async fn flapping(&self, key: &str, at: Timestamp) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .last_resolved_before(key, at)
+            .await?
+            .is_some_and(|t| at.duration_since(t) < to_signed(self.settings.flap_window)))
+    }
+
     fn in_maintenance(&self, device: &str, now: Timestamp) -> bool {
         self.settings
             .maintenance
@@ -852,7 +868,9 @@ impl Engine {
         let mut digest_devices = Vec::new();
         for c in new {
             let in_digest = digest_opened && c.kind == AlertKind::Silent;
-            let notice = (!in_digest).then(|| self.notice(NotificationEvent::Opened, c, now));
+            let flapping = self.flapping(&c.key, now).await?;
+            let notice =
+                (!in_digest && !flapping).then(|| self.notice(NotificationEvent::Opened, c, now));
             let alert = NewAlert {
                 key: c.key.clone(),
                 kind: c.kind,
@@ -866,6 +884,8 @@ impl Engine {
                 result.opened += 1;
                 if in_digest {
                     digest_devices.extend(c.device.clone());
+                } else if flapping {
+                    result.quiet += 1;
                 } else {
                     result.notifications += 1;
                 }
@@ -903,12 +923,15 @@ impl Engine {
                 title: a.title.clone(),
                 text: a.detail.clone(),
             };
-            let notice =
-                (!in_digest).then(|| self.notice(NotificationEvent::Resolved, &condition, now));
+            let flapping = self.flapping(&a.key, a.opened_at).await?;
+            let notice = (!in_digest && !flapping)
+                .then(|| self.notice(NotificationEvent::Resolved, &condition, now));
             self.db.resolve_alert(a.id, now, notice.as_ref()).await?;
             result.resolved += 1;
             if in_digest {
                 back.extend(device);
+            } else if flapping {
+                result.quiet += 1;
             } else {
                 result.notifications += 1;
             }

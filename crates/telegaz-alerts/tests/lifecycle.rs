@@ -749,3 +749,60 @@ async fn a_transfer_cut_off_and_not_retried_is_an_alert_until_a_complete_one_arr
     upload_at(&*db, d, clock.now(), 77).await;
     assert_eq!(engine.evaluate().await.unwrap().resolved, 1);
 }
+
+#[tokio::test]
+async fn a_condition_that_flaps_is_not_told_again_and_again() {
+    use telegaz_domain::{ArchiveKind, ArchiveRecord, Check, ParsedFile, Quantities};
+    let (_dir, db) = db().await;
+    let d = device(&*db, "flaky").await;
+    let now = t("2026-11-25T10:00:00Z");
+    let row = |hour: i8, status: &str| ArchiveRecord {
+        kind: ArchiveKind::Interval,
+        record_no: Some(100 + hour as u64),
+        local_time: jiff::civil::date(2026, 11, 25).at(hour, 0, 0, 0),
+        utc_offset_seconds: None,
+        quantities: Quantities::default(),
+        status: vec![status.into()],
+        event_code: Some(0x8104),
+        check: Check::Ok,
+        line: 1,
+    };
+    let clock = Arc::new(ManualClock::new(now));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail"]));
+    let step = |hour: i8, status: &'static str, byte: u8| {
+        let db = db.clone();
+        let clock = clock.clone();
+        async move {
+            clock.advance(SignedDuration::from_mins(5));
+            let id = upload_at(&*db, d, clock.now(), byte).await;
+            db.store_parsed(
+                id,
+                d,
+                &ParsedFile {
+                    format: "t".into(),
+                    records: vec![row(hour, status)],
+                    ..ParsedFile::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // Alarm: told. Clear: told.
+    step(1, "0x2000", 1).await;
+    assert_eq!(engine.evaluate().await.unwrap().notifications, 1);
+    step(2, "0", 2).await;
+    assert_eq!(engine.evaluate().await.unwrap().notifications, 1);
+    // The alarm again ten minutes later: it flaps; opened and resolved without a word.
+    step(3, "0x2000", 3).await;
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.opened, e.notifications, e.quiet), (1, 0, 1), "{e:?}");
+    step(4, "0", 4).await;
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.resolved, e.notifications, e.quiet), (1, 0, 1), "{e:?}");
+    // Long after, the same condition is news again.
+    clock.advance(SignedDuration::from_hours(2));
+    step(5, "0x2000", 5).await;
+    let e = engine.evaluate().await.unwrap();
+    assert_eq!((e.opened, e.notifications), (1, 1), "{e:?}");
+}

@@ -272,6 +272,10 @@ pub struct AlertsConfig {
     pub notify_retry: Duration,
     /// Alert on hours missing in a unit's last final gas day.
     pub missing_hours: bool,
+    /// A condition back within this time after it was resolved flaps: its
+    /// alert opens and resolves without notifications.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
     /// Less free space than this (bytes) where the spool is: an alert.
     pub min_free_disk: u64,
     /// An upload waiting this long for ingest: an alert.
@@ -331,6 +335,7 @@ impl Default for AlertsConfig {
             digest_threshold: 20,
             notify_retry: Duration::from_secs(60),
             missing_hours: true,
+            flap_window: Duration::from_secs(30 * 60),
             min_free_disk: 1 << 30,
             max_ingest_delay: Duration::from_secs(15 * 60),
             limit: Vec::new(),

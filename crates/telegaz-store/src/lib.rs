@@ -288,6 +288,10 @@ pub trait Database: Send + Sync + 'static {
     ) -> Result<telegaz_domain::Alert>;
     /// Newest first.
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<telegaz_domain::Alert>>;
+    /// When the newest alert with this key that was resolved before `before`
+    /// was resolved (to tell a flapping condition).
+    async fn last_resolved_before(&self, key: &str, before: Timestamp)
+    -> Result<Option<Timestamp>>;
     /// Queue a notification that is about no single alert (a digest).
     async fn enqueue_notification(&self, notification: &NewNotification) -> Result<i64>;
     /// Notifications waiting for `notifier` whose next attempt is due.

@@ -1115,6 +1115,22 @@ impl Database for SqliteDatabase {
         crate::sqlite_alerts::list(&self.pool, filter).await
     }
 
+    async fn last_resolved_before(
+        &self,
+        key: &str,
+        before: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(resolved_at) FROM alerts WHERE key = ? AND state = 'resolved' AND resolved_at < ?",
+        )
+        .bind(key)
+        .bind(to_text(before))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query("reading an alert's history"))?;
+        t.as_deref().map(from_text).transpose()
+    }
+
     async fn enqueue_notification(&self, notification: &crate::NewNotification) -> Result<i64> {
         let mut tx = self.write_tx().await?;
         let id = crate::sqlite_alerts::enqueue(&mut tx, notification, None).await?;

@@ -214,6 +214,25 @@ async fn alerts_open_once_per_condition_and_resolve_with_a_notice(db: &dyn Datab
             .await
             .is_err()
     );
+    // Its history: when it was last resolved (for telling a flapping condition).
+    assert_eq!(
+        db.last_resolved_before(&new.key, at("2026-11-25T13:00:00Z"))
+            .await
+            .unwrap(),
+        Some(at("2026-11-25T11:00:00Z"))
+    );
+    assert_eq!(
+        db.last_resolved_before(&new.key, at("2026-11-25T10:30:00Z"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.last_resolved_before("other", at("2026-11-25T13:00:00Z"))
+            .await
+            .unwrap(),
+        None
+    );
     // After it is over, the same condition opens a new alert.
     let again = db.open_alert(&new, None).await.unwrap().unwrap();
     assert_ne!(again.id, first.id);

@@ -67,6 +67,7 @@ pub fn start(
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
         missing_hours: a.missing_hours,
+        flap_window: a.flap_window,
         server: ServerHealth {
             spool_dir: Some(config.spool_dir()),
             min_free_bytes: a.min_free_disk,

@@ -20,6 +20,7 @@ CREATE TABLE alerts (
 -- At most one alert per condition that is not over.
 CREATE UNIQUE INDEX alerts_unresolved_key ON alerts (key) WHERE state <> 'resolved';
 CREATE INDEX alerts_by_device ON alerts (device_id, id);
+CREATE INDEX alerts_by_key ON alerts (key, resolved_at);
 
 CREATE TABLE notifications (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
