@@ -36,6 +36,10 @@ pub struct AlertSettings {
     /// A condition that comes back within this time after it was resolved
     /// is flapping: its alert opens and resolves without notifications.
     pub flap_window: Duration,
+    /// Upload intervals set per unit (name patterns), instead of learned.
+    pub schedules: Vec<(Vec<String>, Duration)>,
+    /// Event codes the built-in list does not know: code → (meaning, severity).
+    pub event_codes: HashMap<u16, (String, Severity)>,
 }
 
 /// When the server itself needs attention.
@@ -149,6 +153,8 @@ impl Default for AlertSettings {
             server: ServerHealth::default(),
             missing_hours: true,
             flap_window: Duration::from_secs(30 * 60),
+            schedules: Vec::new(),
+            event_codes: HashMap::new(),
         }
     }
 }
@@ -395,7 +401,13 @@ impl Engine {
             };
             // A unit never heard from is not expected yet: it cannot be silent.
             if let Some(last) = a.last_contact() {
-                let learned = times.get(&d.id).and_then(|t| learned_interval(t));
+                let set = self
+                    .settings
+                    .schedules
+                    .iter()
+                    .find(|(patterns, _)| matches_any(patterns, d.name.as_str()))
+                    .map(|(_, every)| to_signed(*every));
+                let learned = set.or_else(|| times.get(&d.id).and_then(|t| learned_interval(t)));
                 let interval = learned.unwrap_or(to_signed(self.settings.silent_default_interval));
                 let quiet = now.duration_since(last);
                 if quiet > interval.saturating_add(to_signed(self.settings.silent_grace)) {
@@ -592,21 +604,22 @@ impl Engine {
                     to: None,
                 })
                 .await?;
-            let conds: Vec<Condition> = crate::events::holding(&log, local_now)
-                .into_iter()
-                .map(|e| Condition {
-                    key: format!("event:{}:{:04x}", d.id, e.code),
-                    kind: AlertKind::CorrectorEvent,
-                    severity: e.severity,
-                    device_id: Some(d.id),
-                    device: Some(d.name.to_string()),
-                    title: format!("Событие корректора на узле {}: {}", d.name, e.what),
-                    text: format!(
-                        "Узел {}: {} с {} (журнал событий корректора).",
-                        d.name, e.what, e.since
-                    ),
-                })
-                .collect();
+            let conds: Vec<Condition> =
+                crate::events::holding(&log, local_now, &self.settings.event_codes)
+                    .into_iter()
+                    .map(|e| Condition {
+                        key: format!("event:{}:{:04x}", d.id, e.code),
+                        kind: AlertKind::CorrectorEvent,
+                        severity: e.severity,
+                        device_id: Some(d.id),
+                        device: Some(d.name.to_string()),
+                        title: format!("Событие корректора на узле {}: {}", d.name, e.what),
+                        text: format!(
+                            "Узел {}: {} с {} (журнал событий корректора).",
+                            d.name, e.what, e.since
+                        ),
+                    })
+                    .collect();
             if let Ok(mut c) = self.event_cache.lock() {
                 c.insert(d.id, (a.last_upload_at, conds.clone()));
             }

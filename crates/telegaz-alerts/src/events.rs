@@ -15,6 +15,9 @@ pub(crate) struct EventCondition {
     pub what: String,
 }
 
+/// Codes the operator described: code → (meaning, severity).
+pub(crate) type Known = std::collections::HashMap<u16, (String, Severity)>;
+
 /// What a code means, as far as it is known (see DOMAIN.md).
 pub(crate) fn describe(code: u16) -> String {
     let known = match code {
@@ -34,9 +37,10 @@ pub(crate) fn describe(code: u16) -> String {
 }
 
 /// Which event conditions hold at `now`: the raised ones not cleared since,
-/// and a clock set back within the last day. Rows whose check failed are
-/// not trusted.
-pub(crate) fn holding(events: &[EventRecord], now: DateTime) -> Vec<EventCondition> {
+/// a clock set back within the last day, and codes the operator described
+/// (`known`: raised ones until cleared, others for a day). Rows whose check
+/// failed are not trusted.
+pub(crate) fn holding(events: &[EventRecord], now: DateTime, known: &Known) -> Vec<EventCondition> {
     let mut sorted: Vec<&EventRecord> = events
         .iter()
         .filter(|e| !matches!(e.check, telegaz_domain::Check::Failed(_)))
@@ -44,6 +48,7 @@ pub(crate) fn holding(events: &[EventRecord], now: DateTime) -> Vec<EventConditi
     sorted.sort_by_key(|e| (e.local_time, e.record_no));
     let mut raised: std::collections::BTreeMap<u16, (u16, DateTime)> = Default::default();
     let mut clock: Option<DateTime> = None;
+    let mut one_off: std::collections::BTreeMap<u16, DateTime> = Default::default();
     for e in sorted {
         match e.code & 0xF000 {
             0x2000 => {
@@ -53,22 +58,45 @@ pub(crate) fn holding(events: &[EventRecord], now: DateTime) -> Vec<EventConditi
                 raised.remove(&(e.code & 0x0FFF));
             }
             _ if e.code == 0x8004 => clock = Some(e.local_time),
+            _ if known.contains_key(&e.code) => {
+                one_off.insert(e.code, e.local_time);
+            }
             _ => {}
         }
     }
     let mut out: Vec<EventCondition> = raised
         .into_values()
-        .map(|(code, since)| EventCondition {
-            code,
-            since,
-            severity: if code & 0x0F00 == 0x0500 {
-                Severity::Warning
-            } else {
-                Severity::Critical
+        .map(|(code, since)| match known.get(&code) {
+            Some((name, severity)) => EventCondition {
+                code,
+                since,
+                severity: *severity,
+                what: format!("{name} (0x{code:04X})"),
             },
-            what: describe(code),
+            None => EventCondition {
+                code,
+                since,
+                severity: if code & 0x0F00 == 0x0500 {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                },
+                what: describe(code),
+            },
         })
         .collect();
+    for (code, at) in one_off {
+        if now.duration_since(at) < SignedDuration::from_hours(24)
+            && let Some((name, severity)) = known.get(&code)
+        {
+            out.push(EventCondition {
+                code,
+                since: at,
+                severity: *severity,
+                what: format!("{name} (0x{code:04X})"),
+            });
+        }
+    }
     if let Some(at) = clock
         && now.duration_since(at) < SignedDuration::from_hours(24)
     {
@@ -108,7 +136,8 @@ mod tests {
             ev(0x2503, 25, 2),
             ev(0x8004, 25, 3),
         ];
-        let h = holding(&log, now);
+        let none = Known::new();
+        let h = holding(&log, now, &none);
         let codes: Vec<u16> = h.iter().map(|c| c.code).collect();
         assert_eq!(codes, vec![0x2106, 0x2503, 0x8004], "{h:?}");
         assert_eq!(h[0].severity, Severity::Critical);
@@ -116,13 +145,39 @@ mod tests {
         assert!(h[0].what.contains("давления"));
         // A day later the clock event no longer counts.
         let later = jiff::civil::date(2026, 11, 26).at(4, 0, 0, 0);
-        assert!(!holding(&log, later).iter().any(|c| c.code == 0x8004));
+        assert!(!holding(&log, later, &none).iter().any(|c| c.code == 0x8004));
         // Out of order in the file: time decides.
         let shuffled = [ev(0x0007, 24, 9), ev(0x2007, 24, 8)];
-        assert!(holding(&shuffled, now).is_empty());
+        assert!(holding(&shuffled, now, &none).is_empty());
         // A row whose check failed is not trusted.
         let mut bad = ev(0x2005, 25, 5);
         bad.check = Check::Failed("CRC Err".into());
-        assert!(holding(&[bad], now).is_empty());
+        assert!(holding(&[bad], now, &none).is_empty());
+    }
+
+    #[test]
+    fn codes_the_operator_names_are_used() {
+        let now = jiff::civil::date(2026, 11, 25).at(12, 0, 0, 0);
+        let mut known = Known::new();
+        known.insert(0x2103, ("вскрытие корпуса".into(), Severity::Critical));
+        known.insert(0x8105, ("батарея разряжена".into(), Severity::Warning));
+        let h = holding(
+            &[ev(0x2103, 25, 1), ev(0x8105, 25, 2), ev(0x8106, 25, 3)],
+            now,
+            &known,
+        );
+        let what: Vec<&str> = h.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(
+            what,
+            vec!["вскрытие корпуса (0x2103)", "батарея разряжена (0x8105)"]
+        );
+        assert_eq!(h[1].severity, Severity::Warning);
+        // A one-off code counts for a day.
+        let later = jiff::civil::date(2026, 11, 26).at(3, 0, 0, 0);
+        assert!(
+            !holding(&[ev(0x8105, 25, 2)], later, &known)
+                .iter()
+                .any(|c| c.code == 0x8105)
+        );
     }
 }

@@ -806,3 +806,36 @@ async fn a_condition_that_flaps_is_not_told_again_and_again() {
     let e = engine.evaluate().await.unwrap();
     assert_eq!((e.opened, e.notifications), (1, 1), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_schedule_set_for_a_unit_wins_over_the_learned_one() {
+    let (_dir, db) = db().await;
+    let daily = device(&*db, "daily-1").await;
+    let hourly_unit = device(&*db, "hourly-1").await;
+    let last = t("2026-11-25T10:00:00Z");
+    hourly(&*db, daily, last, 4).await;
+    hourly(&*db, hourly_unit, last, 4).await;
+    let mut s = settings(&[]);
+    s.schedules = vec![(
+        vec!["daily-*".into()],
+        std::time::Duration::from_secs(24 * 3600),
+    )];
+    let clock = Arc::new(ManualClock::new(t("2026-11-25T12:00:00Z")));
+    let engine = Engine::new(db.clone(), clock.clone(), s);
+    engine.evaluate().await.unwrap();
+    let open: Vec<Option<String>> = db
+        .list_alerts(&AlertFilter {
+            active: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.device)
+        .collect();
+    assert_eq!(
+        open,
+        vec![Some("hourly-1".to_owned())],
+        "the daily unit is not late yet"
+    );
+}

@@ -286,6 +286,40 @@ pub struct AlertsConfig {
     /// Maintenance windows (`[[alerts.maintenance]]`): no new alerts for the
     /// units named while one lasts.
     pub maintenance: Vec<MaintenanceConfig>,
+    /// Upload schedules set per unit (`[[alerts.schedule]]`), instead of the
+    /// one learned from its uploads.
+    pub schedule: Vec<ScheduleConfig>,
+    /// Corrector event codes and what they mean (`[[alerts.event]]`), for
+    /// codes the built-in list does not know (tamper, battery, …).
+    pub event: Vec<EventCodeConfig>,
+}
+
+/// The upload interval of some units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Unit names; `*` matches any run of characters.
+    pub devices: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// What a corrector event code means. Raised codes (`0x2xxx`) hold until
+/// cleared (`0x0xxx` with the same low bits); other codes hold for a day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventCodeConfig {
+    /// E.g. `"0x2103"`.
+    pub code: String,
+    /// What it means, for people (e.g. «вскрытие корпуса»).
+    pub name: String,
+    /// `info`, `warning` or `critical`.
+    #[serde(default = "default_event_severity")]
+    pub severity: String,
+}
+
+fn default_event_severity() -> String {
+    "warning".into()
 }
 
 /// Limits for some units; a value outside them (in the newest hourly row) is
@@ -340,6 +374,8 @@ impl Default for AlertsConfig {
             max_ingest_delay: Duration::from_secs(15 * 60),
             limit: Vec::new(),
             maintenance: Vec::new(),
+            schedule: Vec::new(),
+            event: Vec::new(),
         }
     }
 }

@@ -67,6 +67,27 @@ pub fn start(
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
         missing_hours: a.missing_hours,
+        schedules: a
+            .schedule
+            .iter()
+            .map(|s| (s.devices.clone(), s.interval))
+            .collect(),
+        event_codes: a
+            .event
+            .iter()
+            .map(|e| {
+                let digits = e.code.trim().trim_start_matches("0x").trim_start_matches("0X");
+                let code = u16::from_str_radix(digits, 16).with_context(|| {
+                    format!("alerts.event: code {:?} is not a hexadecimal event code like \"0x2103\"", e.code)
+                })?;
+                let severity = e
+                    .severity
+                    .parse::<telegaz_domain::Severity>()
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("alerts.event {}", e.code))?;
+                Ok((code, (e.name.clone(), severity)))
+            })
+            .collect::<anyhow::Result<_>>()?,
         flap_window: a.flap_window,
         server: ServerHealth {
             spool_dir: Some(config.spool_dir()),

@@ -234,3 +234,47 @@ fn every_unit_s_latest_state_and_reading_is_published_retained_over_mqtt() {
         .args(["-h", "127.0.0.1", "-p", "1883", "-r", "-n", "-t", &topic])
         .output();
 }
+
+#[test]
+fn a_notifier_that_is_down_never_holds_up_receiving_or_ingest() {
+    // A webhook on a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("telegaz.toml");
+    std::fs::write(
+        &file,
+        format!("[[notifier]]\nname = \"down\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"),
+    )
+    .unwrap();
+    let s = Server::start_with(&[
+        ("TELEGAZ_CONFIG", file.to_str().unwrap()),
+        ("TELEGAZ_ALERTS__EVALUATE_EVERY", "100ms"),
+        ("TELEGAZ_ALERTS__NOTIFY_RETRY", "100ms"),
+    ]);
+    let token = token(&s);
+    // The sample's readings are from January: the unit is silent at once and
+    // its last gas day has no hours, so notifications pile up for the dead webhook.
+    let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/samples/lis200/tc220_interval_3days.txt");
+    for name in ["/a.txt", "/b.txt"] {
+        run_ok(
+            Command::new("curl")
+                .args(["-sS", "--fail", "--max-time", "30", "-T"])
+                .arg(&sample)
+                .arg(s.ftp_url("unit1", "pw-unit1", name)),
+        );
+    }
+    wait_for("alerts", || !alerts(&s, &token, "").is_empty());
+    // Both files are received and parsed although every notification fails.
+    wait_for("both uploads parsed", || {
+        s.uploads()
+            .iter()
+            .filter(|u| u["status"] == "complete" && u["ingest"]["status"] == "parsed")
+            .count()
+            == 2
+    });
+}
