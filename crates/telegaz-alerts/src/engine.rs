@@ -222,7 +222,12 @@ pub struct Engine {
     event_cache: std::sync::Mutex<HashMap<DeviceId, EventsSeen>>,
     /// Each unit's missing-hours condition, as of (its last upload, the gas day).
     gap_cache: std::sync::Mutex<HashMap<DeviceId, GapsSeen>>,
+    /// Told directly when the database keeps failing.
+    emergency: Vec<Arc<dyn crate::Sender>>,
 }
+
+/// Failed evaluations in a row after which the database counts as failing.
+pub const DATABASE_FAILURES: u32 = 3;
 
 /// A unit's missing-hours condition for a gas day, as of its last upload then.
 type GapsSeen = (Option<Timestamp>, jiff::civil::Date, Option<Condition>);
@@ -289,7 +294,14 @@ impl Engine {
             published: std::sync::Mutex::new(HashMap::new()),
             event_cache: std::sync::Mutex::new(HashMap::new()),
             gap_cache: std::sync::Mutex::new(HashMap::new()),
+            emergency: Vec::new(),
         }
+    }
+
+    /// Tell these notifiers directly when the database keeps failing.
+    pub fn with_emergency(mut self, senders: Vec<Arc<dyn crate::Sender>>) -> Self {
+        self.emergency = senders;
+        self
     }
 
     /// Publish every unit's latest state there whenever it changes.
@@ -967,9 +979,24 @@ impl Engine {
     /// Evaluate every `evaluate_every` until `shutdown` changes. A failed
     /// evaluation is logged and tried again at the next turn.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut failures = 0u32;
         loop {
-            match self.evaluate().await {
-                Ok(e) if e.opened + e.resolved > 0 => {
+            failures = self.evaluate_once(failures).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.evaluate_every) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One turn of [`Engine::run`]: evaluate, and when the database keeps
+    /// failing ([`DATABASE_FAILURES`] turns in a row) tell the emergency
+    /// notifiers directly (the outbox is in the database), and again when it
+    /// works again. Returns the failures in a row so far.
+    pub async fn evaluate_once(&self, failures: u32) -> u32 {
+        match self.evaluate().await {
+            Ok(e) => {
+                if e.opened + e.resolved > 0 {
                     tracing::info!(
                         opened = e.opened,
                         resolved = e.resolved,
@@ -977,14 +1004,52 @@ impl Engine {
                         "alerts evaluated"
                     );
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "alert evaluation failed; trying again at the next turn")
+                if failures >= DATABASE_FAILURES {
+                    self.tell_directly(
+                        NotificationEvent::Resolved,
+                        "Восстановлено: база данных Телегаз снова доступна".into(),
+                        "Оценка тревог снова работает.".into(),
+                    )
+                    .await;
                 }
+                0
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.settings.evaluate_every) => {}
-                _ = shutdown.changed() => return,
+            Err(e) => {
+                tracing::error!(error = %e, "alert evaluation failed; trying again at the next turn");
+                metrics::counter!("telegaz_alerts_evaluation_errors_total").increment(1);
+                let failures = failures.saturating_add(1);
+                if failures == DATABASE_FAILURES {
+                    self.tell_directly(
+                        NotificationEvent::Opened,
+                        "Ошибка базы данных Телегаз".into(),
+                        format!("Тревоги не оцениваются: {e}. Проверьте сервер и его журнал."),
+                    )
+                    .await;
+                }
+                failures
+            }
+        }
+    }
+
+    /// Send a server-health notification past the database (best effort).
+    async fn tell_directly(&self, event: NotificationEvent, title: String, text: String) {
+        let at = self.clock.now();
+        let n = telegaz_domain::Notification {
+            // Not in the outbox: an id of its own, from the time.
+            id: -at.as_second(),
+            event,
+            alert_id: None,
+            kind: AlertKind::ServerHealth,
+            severity: Severity::Critical,
+            device: None,
+            title,
+            text,
+            at,
+            devices: Vec::new(),
+        };
+        for s in &self.emergency {
+            if let Err(e) = s.send(&n).await {
+                tracing::error!(notifier = s.name(), error = %e, "cannot tell about the database");
             }
         }
     }

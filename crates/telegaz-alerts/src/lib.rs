@@ -25,5 +25,8 @@ mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{Dispatcher, SendError, Sender};
-pub use engine::{AlertSettings, Bounds, Engine, Evaluation, LimitRule, Maintenance, ServerHealth};
+pub use engine::{
+    AlertSettings, Bounds, DATABASE_FAILURES, Engine, Evaluation, LimitRule, Maintenance,
+    ServerHealth,
+};
 pub use state::{DeviceState, StatePublisher};

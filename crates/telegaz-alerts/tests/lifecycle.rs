@@ -839,3 +839,50 @@ async fn a_schedule_set_for_a_unit_wins_over_the_learned_one() {
         "the daily unit is not late yet"
     );
 }
+
+#[tokio::test]
+async fn a_failing_database_is_told_directly_and_its_return_too() {
+    let (dir, db) = db().await;
+    let file = dir.path().join("t.db");
+    let sql = |statement: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&file)
+            .arg(statement)
+            .output()
+            .expect("the sqlite3 command (apt-get install sqlite3)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mail = recorder("mail");
+    let clock = Arc::new(ManualClock::new(t("2026-11-25T10:00:00Z")));
+    let engine = Engine::new(db.clone(), clock.clone(), settings(&["mail"]))
+        .with_emergency(vec![mail.clone()]);
+    assert_eq!(engine.evaluate_once(0).await, 0);
+    // The database breaks (a table goes missing under the server).
+    sql("ALTER TABLE alerts RENAME TO alerts_away");
+    let mut failures = 0;
+    for _ in 0..telegaz_alerts::DATABASE_FAILURES + 2 {
+        failures = engine.evaluate_once(failures).await;
+    }
+    assert_eq!(failures, telegaz_alerts::DATABASE_FAILURES + 2);
+    {
+        let got = mail.got.lock().unwrap();
+        assert_eq!(got.len(), 1, "told once: {got:?}");
+        assert_eq!(got[0].event, NotificationEvent::Opened);
+        assert_eq!(got[0].kind, AlertKind::ServerHealth);
+        assert!(
+            got[0].text.contains("alerts"),
+            "the error says what: {}",
+            got[0].text
+        );
+    }
+    // Repaired: told once more, that it works again.
+    sql("ALTER TABLE alerts_away RENAME TO alerts");
+    assert_eq!(engine.evaluate_once(failures).await, 0);
+    let got = mail.got.lock().unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].event, NotificationEvent::Resolved);
+}

@@ -96,7 +96,9 @@ pub fn start(
         },
     };
     let clock = Arc::new(SystemClock);
-    let engine = Engine::new(db.clone(), clock.clone(), settings).with_publishers(built.publishers);
+    let engine = Engine::new(db.clone(), clock.clone(), settings)
+        .with_publishers(built.publishers)
+        .with_emergency(senders.clone());
     let mut tasks = vec![tokio::spawn(engine.run(stop.clone()))];
     if senders.is_empty() {
         tracing::info!(
