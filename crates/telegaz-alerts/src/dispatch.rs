@@ -40,6 +40,12 @@ pub struct Dispatcher {
     pub first_retry: SignedDuration,
     /// How often each notifier's queue is looked at.
     pub poll: Duration,
+    /// At most this many notifications a minute per notifier; the rest wait
+    /// (in order) for the next minute.
+    pub max_per_minute: usize,
+    /// When each notifier sent its recent notifications.
+    recent:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<Timestamp>>>,
 }
 
 /// The pause before the next attempt: as long as the notification has been
@@ -64,15 +70,44 @@ impl Dispatcher {
             give_up_after: SignedDuration::from_hours(24),
             first_retry: SignedDuration::from_mins(1),
             poll: Duration::from_secs(5),
+            max_per_minute: 30,
+            recent: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// One pass over one notifier: send what is due now.
+    /// How many more this notifier may send in the minute up to `now`.
+    fn budget(&self, name: &str, now: Timestamp) -> usize {
+        let Ok(mut recent) = self.recent.lock() else {
+            return self.max_per_minute;
+        };
+        let times = recent.entry(name.to_owned()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= SignedDuration::from_mins(1))
+        {
+            times.pop_front();
+        }
+        self.max_per_minute.saturating_sub(times.len())
+    }
+
+    fn spent(&self, name: &str, at: Timestamp) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.entry(name.to_owned()).or_default().push_back(at);
+        }
+    }
+
+    /// One pass over one notifier: send what is due now, within its budget.
     async fn deliver(&self, sender: &dyn Sender) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let due = self.db.due_notifications(sender.name(), now, 100).await?;
+        let budget = self.budget(sender.name(), now);
+        if budget == 0 {
+            return Ok(0);
+        }
+        let limit = u32::try_from(budget.min(100)).unwrap_or(100);
+        let due = self.db.due_notifications(sender.name(), now, limit).await?;
         let mut sent = 0;
         for n in &due {
+            self.spent(sender.name(), now);
             let result = match tokio::time::timeout(self.send_timeout, sender.send(n)).await {
                 Ok(r) => r,
                 Err(_) => Err(SendError {

@@ -886,3 +886,43 @@ async fn a_failing_database_is_told_directly_and_its_return_too() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].event, NotificationEvent::Resolved);
 }
+
+#[tokio::test]
+async fn each_notifier_sends_at_most_its_rate_and_the_rest_waits_in_order() {
+    let (_dir, db) = db().await;
+    let now = t("2026-11-25T10:00:00Z");
+    for i in 0..25 {
+        db.enqueue_notification(&telegaz_store::NewNotification {
+            event: NotificationEvent::Opened,
+            kind: AlertKind::Limit,
+            severity: telegaz_domain::Severity::Warning,
+            device: Some(format!("u{i}")),
+            title: format!("#{i}"),
+            text: String::new(),
+            at: now,
+            devices: vec![],
+            notifiers: vec!["sms-gateway".into()],
+        })
+        .await
+        .unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(now));
+    let gateway = recorder("sms-gateway");
+    let mut d = Dispatcher::new(db.clone(), clock.clone(), vec![gateway.clone()]);
+    d.max_per_minute = 10;
+    assert_eq!(d.deliver_due().await, 10);
+    assert_eq!(d.deliver_due().await, 0, "the minute's budget is spent");
+    clock.advance(SignedDuration::from_secs(61));
+    assert_eq!(d.deliver_due().await, 10);
+    clock.advance(SignedDuration::from_secs(61));
+    assert_eq!(d.deliver_due().await, 5);
+    let titles: Vec<String> = gateway
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.title.clone())
+        .collect();
+    let expected: Vec<String> = (0..25).map(|i| format!("#{i}")).collect();
+    assert_eq!(titles, expected, "nothing lost, in order");
+}

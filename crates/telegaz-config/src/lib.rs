@@ -270,6 +270,9 @@ pub struct AlertsConfig {
     /// pauses then grow, up to an hour; it is given up after a day.
     #[serde(with = "humantime_serde")]
     pub notify_retry: Duration,
+    /// At most this many notifications a minute through each notifier; the
+    /// rest wait, in order, for the next minute.
+    pub max_per_minute: usize,
     /// Alert on hours missing in a unit's last final gas day.
     pub missing_hours: bool,
     /// A condition back within this time after it was resolved flaps: its
@@ -368,6 +371,7 @@ impl Default for AlertsConfig {
             silent_default_interval: Duration::from_secs(24 * 3600),
             digest_threshold: 20,
             notify_retry: Duration::from_secs(60),
+            max_per_minute: 30,
             missing_hours: true,
             flap_window: Duration::from_secs(30 * 60),
             min_free_disk: 1 << 30,

@@ -109,6 +109,7 @@ pub fn start(
         dispatcher.first_retry =
             jiff::SignedDuration::try_from(a.notify_retry).unwrap_or(dispatcher.first_retry);
         dispatcher.poll = dispatcher.poll.min(a.notify_retry);
+        dispatcher.max_per_minute = a.max_per_minute.max(1);
         tasks.push(tokio::spawn(dispatcher.run(stop.clone())));
     }
     Ok(tasks)
