@@ -187,6 +187,22 @@ pub struct Evaluation {
     pub quiet: usize,
 }
 
+impl Evaluation {
+    /// Count one opening or resolution by how it is told; true when it goes
+    /// into the digest.
+    fn tally(&mut self, in_digest: bool, flapping: bool) -> bool {
+        if in_digest {
+            return true;
+        }
+        if flapping {
+            self.quiet += 1;
+        } else {
+            self.notifications += 1;
+        }
+        false
+    }
+}
+
 /// A condition that holds now.
 #[derive(Debug, Clone)]
 struct Condition {
@@ -851,6 +867,26 @@ impl Engine {
         }
     }
 
+    /// Queue one digest for the units that went silent (or came back) together.
+    async fn queue_digest(
+        &self,
+        event: NotificationEvent,
+        mut devices: Vec<String>,
+        now: Timestamp,
+        result: &mut Evaluation,
+    ) -> Result<(), StoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        devices.sort();
+        self.db
+            .enqueue_notification(&self.digest(event, devices, now))
+            .await?;
+        result.digests += 1;
+        result.notifications += 1;
+        Ok(())
+    }
+
     /// Evaluate once: open the alerts whose condition began, resolve those
     /// whose condition is over, queue their notifications.
     pub async fn evaluate(&self) -> Result<Evaluation, StoreError> {
@@ -907,26 +943,16 @@ impl Engine {
             };
             if self.db.open_alert(&alert, notice.as_ref()).await?.is_some() {
                 result.opened += 1;
-                if in_digest {
+                if result.tally(in_digest, flapping) {
                     digest_devices.extend(c.device.clone());
-                } else if flapping {
-                    result.quiet += 1;
-                } else {
-                    result.notifications += 1;
                 }
                 tracing::warn!(alert = %c.key, device = c.device.as_deref().unwrap_or(""), kind = %c.kind, "alert opened");
                 metrics::counter!("telegaz_alerts_opened_total", "kind" => c.kind.as_str())
                     .increment(1);
             }
         }
-        if !digest_devices.is_empty() {
-            digest_devices.sort();
-            self.db
-                .enqueue_notification(&self.digest(NotificationEvent::Opened, digest_devices, now))
-                .await?;
-            result.digests += 1;
-            result.notifications += 1;
-        }
+        self.queue_digest(NotificationEvent::Opened, digest_devices, now, &mut result)
+            .await?;
 
         let holding: HashSet<&str> = conditions.iter().map(|c| c.key.as_str()).collect();
         let over: Vec<&Alert> = active
@@ -953,25 +979,15 @@ impl Engine {
                 .then(|| self.notice(NotificationEvent::Resolved, &condition, now));
             self.db.resolve_alert(a.id, now, notice.as_ref()).await?;
             result.resolved += 1;
-            if in_digest {
+            if result.tally(in_digest, flapping) {
                 back.extend(device);
-            } else if flapping {
-                result.quiet += 1;
-            } else {
-                result.notifications += 1;
             }
             tracing::info!(alert = %a.key, "alert resolved");
             metrics::counter!("telegaz_alerts_resolved_total", "kind" => a.kind.as_str())
                 .increment(1);
         }
-        if !back.is_empty() {
-            back.sort();
-            self.db
-                .enqueue_notification(&self.digest(NotificationEvent::Resolved, back, now))
-                .await?;
-            result.digests += 1;
-            result.notifications += 1;
-        }
+        self.queue_digest(NotificationEvent::Resolved, back, now, &mut result)
+            .await?;
         result.states_published = self.publish_states(&devices, &activity).await?;
         Ok(result)
     }
