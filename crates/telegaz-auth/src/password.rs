@@ -60,7 +60,9 @@ pub fn verify_password(stored_hash: &str, password: &SecretString) -> Result<boo
     let invalid = |e: &dyn std::fmt::Display| PasswordError::InvalidHash(e.to_string());
     let parsed = PasswordHash::new(stored_hash).map_err(|e| invalid(&e))?;
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return Err(PasswordError::InvalidHash("no salt or no hash in it".into()));
+        return Err(PasswordError::InvalidHash(
+            "no salt or no hash in it".into(),
+        ));
     };
     let algorithm = argon2::Algorithm::try_from(parsed.algorithm).map_err(|e| invalid(&e))?;
     let version = match parsed.version {
@@ -73,20 +75,21 @@ pub fn verify_password(stored_hash: &str, password: &SecretString) -> Result<boo
     let mut salt_buf = [0u8; 64];
     let salt = salt.decode_b64(&mut salt_buf).map_err(|e| invalid(&e))?;
     let mut out = vec![0u8; expected.len()];
-    BLOCKS.with(|cell| {
-        let mut blocks = cell.borrow_mut();
-        if blocks.len() < blocks_needed {
-            blocks.resize(blocks_needed, argon2::Block::default());
-        }
-        let memory = blocks.get_mut(..blocks_needed).unwrap_or_default();
-        argon.hash_password_into_with_memory(
-            password.expose_secret().as_bytes(),
-            salt,
-            &mut out,
-            memory,
-        )
-    })
-    .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    BLOCKS
+        .with(|cell| {
+            let mut blocks = cell.borrow_mut();
+            if blocks.len() < blocks_needed {
+                blocks.resize(blocks_needed, argon2::Block::default());
+            }
+            let memory = blocks.get_mut(..blocks_needed).unwrap_or_default();
+            argon.hash_password_into_with_memory(
+                password.expose_secret().as_bytes(),
+                salt,
+                &mut out,
+                memory,
+            )
+        })
+        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
     Ok(constant_time_eq(&out, expected.as_bytes()))
 }
 
@@ -155,7 +158,10 @@ mod tests {
             // hash, grows) the same memory.
             for _ in 0..2 {
                 assert!(verify_password(&h, &pw).unwrap(), "{h}");
-                assert!(!verify_password(&h, &SecretString::from("не тот")).unwrap(), "{h}");
+                assert!(
+                    !verify_password(&h, &SecretString::from("не тот")).unwrap(),
+                    "{h}"
+                );
             }
         }
     }
