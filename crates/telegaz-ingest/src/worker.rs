@@ -11,8 +11,10 @@ use tokio::io::AsyncReadExt;
 use crate::MAX_ATTEMPTS;
 use crate::detect::{Profiles, SharedProfiles, detect_and_parse};
 
-/// How often the worker looks at the queue for new uploads.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the worker looks at the queue for new uploads: a reading
+/// should be queryable well within a second of its file's 226 (the look is
+/// one indexed query).
+const POLL: Duration = Duration::from_millis(200);
 
 /// Why an upload could not be processed now (it stays pending).
 #[derive(Debug, thiserror::Error)]
