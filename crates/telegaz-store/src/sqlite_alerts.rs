@@ -20,13 +20,7 @@ const ALERT_SELECT: &str = "SELECT a.id, a.key, a.kind, a.severity, a.device_id,
 
 fn alert_from_row(row: &SqliteRow) -> Result<Alert> {
     let err = |e: sqlx::Error| StoreError::Corrupt(format!("alert row: {e}"));
-    let opt_time = |col: &str| -> Result<Option<Timestamp>> {
-        row.try_get::<Option<String>, _>(col)
-            .map_err(err)?
-            .as_deref()
-            .map(from_text)
-            .transpose()
-    };
+    let opt_time = |col: &str| crate::time::opt_time(row, col, "alert");
     let kind: String = row.try_get("kind").map_err(err)?;
     let severity: String = row.try_get("severity").map_err(err)?;
     let state: String = row.try_get("state").map_err(err)?;

@@ -21,13 +21,7 @@ fn day_text(d: Date) -> String {
 
 fn from_row(row: &SqliteRow) -> Result<DeliveryRecord> {
     let err = |e: sqlx::Error| StoreError::Corrupt(format!("delivery row: {e}"));
-    let opt_time = |col: &str| -> Result<Option<Timestamp>> {
-        row.try_get::<Option<String>, _>(col)
-            .map_err(err)?
-            .as_deref()
-            .map(from_text)
-            .transpose()
-    };
+    let opt_time = |col: &str| crate::time::opt_time(row, col, "delivery");
     let day: String = row.try_get("gas_day").map_err(err)?;
     let state: String = row.try_get("state").map_err(err)?;
     let due: String = row.try_get("due_at").map_err(err)?;

@@ -17,6 +17,20 @@ pub(crate) fn from_text(s: &str) -> Result<Timestamp, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
 }
 
+/// A nullable timestamp column of a row (`what` names the row in errors).
+pub(crate) fn opt_time(
+    row: &sqlx::sqlite::SqliteRow,
+    col: &str,
+    what: &str,
+) -> Result<Option<Timestamp>, StoreError> {
+    use sqlx::Row;
+    row.try_get::<Option<String>, _>(col)
+        .map_err(|e| StoreError::Corrupt(format!("{what} row: {e}")))?
+        .as_deref()
+        .map(from_text)
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
