@@ -290,8 +290,13 @@ impl Ingestor {
                     Vec::new()
                 }
             };
+            // Stopping: leave what is queued for the next start (a pending
+            // upload must not keep this loop turning after the stop).
+            if *shutdown.borrow() {
+                return;
+            }
             let mut errors = 0;
-            if !batch.is_empty() && !*shutdown.borrow() {
+            if !batch.is_empty() {
                 self.process_many(&batch, |id, result| {
                     if let Err(e) = result {
                         errors += 1;
@@ -419,5 +424,20 @@ mod tests {
         }
         tx.send(true).unwrap();
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_worker_stops_when_told_even_with_uploads_queued() {
+        let (_dir, ingestor, db, id) = setup(b"queued, never parsed").await;
+        assert_eq!(db.pending_ingest(10).await.unwrap(), vec![id]);
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        let stopped = tokio::time::timeout(Duration::from_secs(10), ingestor.run(rx)).await;
+        assert!(stopped.is_ok(), "the worker kept turning after the stop");
+        drop(tx);
+        assert_eq!(
+            db.pending_ingest(10).await.unwrap(),
+            vec![id],
+            "left for the next start"
+        );
     }
 }
