@@ -6,6 +6,11 @@
 mod alerts;
 mod delivery;
 mod path;
+mod pg_alerts;
+mod pg_core;
+mod pg_delivery;
+mod pg_web;
+mod postgres;
 mod sqlite;
 mod sqlite_alerts;
 mod sqlite_delivery;
@@ -27,6 +32,7 @@ use telegaz_domain::{
 pub use alerts::{AlertFilter, NewAlert, NewNotification, NotificationSend, SendOutcome};
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use path::{join_path, split_path};
+pub use postgres::PgDatabase;
 pub use sqlite::SqliteDatabase;
 pub use web::{DeviceActivity, NewSession, NewUser, UserUpdate};
 
@@ -408,14 +414,11 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Database>> {
         return Ok(Arc::new(SqliteDatabase::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::UnsupportedUrl {
-            url: redact_url(url),
-            hint: "PostgreSQL is not available in this build yet; use sqlite://FILE".into(),
-        });
+        return Ok(Arc::new(PgDatabase::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl {
         url: redact_url(url),
-        hint: "use sqlite://FILE".into(),
+        hint: "use sqlite://FILE or postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
     })
 }
 

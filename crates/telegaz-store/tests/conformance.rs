@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step should stop the test
 //! Behaviour every `Database` backend must show. Each check takes a fresh database.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use std::str::FromStr;
@@ -76,18 +78,140 @@ async fn upload(
     id
 }
 
+/// One check of the suite: it gets a fresh, empty database.
+type SuiteCheck = for<'a> fn(&'a dyn Database) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
-        mod sqlite_backend {
+        mod boxed {
+            use super::*;
             $(
-                #[tokio::test]
-                async fn $name() {
-                    let (_dir, db) = super::sqlite().await;
-                    super::$name(&*db).await;
+                pub fn $name<'a>(db: &'a dyn Database) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+                    Box::pin(super::$name(db))
                 }
             )*
         }
+
+        fn checks() -> Vec<(&'static str, SuiteCheck)> {
+            vec![$((stringify!($name), boxed::$name as SuiteCheck)),*]
+        }
     };
+}
+
+/// Runs every check against every backend. The PostgreSQL half needs a
+/// server: `TELEGAZ_TEST_POSTGRES_URL` names a database whose user may create
+/// databases (each check gets its own, dropped afterwards). Without it, the
+/// PostgreSQL half is reported as ignored, never as passed.
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let postgres = std::env::var("TELEGAZ_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    if postgres.is_none() {
+        eprintln!(
+            "conformance: the PostgreSQL half is NOT RUN (ignored): set \
+             TELEGAZ_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/DB to run it"
+        );
+    }
+    let mut trials = Vec::new();
+    for (i, (name, check)) in checks().into_iter().enumerate() {
+        trials.push(libtest_mimic::Trial::test(
+            format!("sqlite::{name}"),
+            move || {
+                block_on(async move {
+                    let (_dir, db) = sqlite().await;
+                    check(&*db).await;
+                });
+                Ok(())
+            },
+        ));
+        let url = postgres.clone();
+        trials.push(
+            libtest_mimic::Trial::test(format!("postgres::{name}"), move || {
+                let Some(url) = url else {
+                    return Err("TELEGAZ_TEST_POSTGRES_URL is not set".into());
+                };
+                block_on(async move {
+                    let scratch = PgScratch::create(&url, i).await;
+                    let db = telegaz_store::connect(&scratch.url).await.unwrap();
+                    check(&*db).await;
+                    drop(db);
+                    scratch.drop_database().await;
+                });
+                Ok(())
+            })
+            .with_ignored_flag(postgres.is_none()),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn block_on<F: Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f);
+}
+
+/// A database of its own for one check on the PostgreSQL server.
+struct PgScratch {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgScratch {
+    async fn create(admin_url: &str, index: usize) -> PgScratch {
+        use sqlx::Connection;
+        let name = format!("telegaz_conformance_{}_{index}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("connect to TELEGAZ_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        PgScratch {
+            admin_url: admin_url.to_owned(),
+            url: with_database(admin_url, &name),
+            name,
+        }
+    }
+
+    async fn drop_database(self) {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+/// The same URL naming another database.
+fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority = rest.split('/').next().unwrap();
+    let mut out = format!("{scheme}://{authority}/{database}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 conformance!(
