@@ -108,6 +108,13 @@ pub struct FtpConfig {
     pub max_command_line: usize,
     /// Text of the 220 greeting.
     pub greeting: String,
+    /// Networks of TCP load balancers in front of this receiver. Connections
+    /// from them must start with a PROXY protocol header (v1 or v2), which
+    /// gives the unit's real address for limits, bans, allow-lists and the
+    /// audit trail. Empty (default): no PROXY protocol. Never list networks
+    /// that units connect from directly: the header would let them choose
+    /// their address.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for FtpConfig {
@@ -125,6 +132,7 @@ impl Default for FtpConfig {
             max_connections_per_address: 500,
             max_command_line: 4096,
             greeting: "Telegaz FTP ready".into(),
+            proxy_protocol_from: Vec::new(),
         }
     }
 }

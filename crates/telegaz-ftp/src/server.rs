@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use crate::backend::{Backend, FsError, SessionInfo, UploadRequest, UploadSink, WriteMode};
 use crate::names::{self, NameEncoding};
 use crate::path::VPath;
+use crate::proxy::{self, ProxySources};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -41,7 +42,13 @@ pub struct EngineConfig {
     pub greeting: String,
     /// After a data connection ends, how long to look for the client having gone.
     pub client_gone_grace: Duration,
+    /// Load balancers whose connections (control, and data if they carry
+    /// them) start with a PROXY protocol header naming the real client.
+    pub proxy_from: ProxySources,
 }
+
+/// How long a balancer has to send its PROXY header.
+const PROXY_HEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// After a data connection ends cleanly, how long to look at the control
 /// connection before committing: a killed client closes both at once.
@@ -72,14 +79,34 @@ pub async fn serve<B: Backend>(
         let config = config.clone();
         let counter = counter.clone();
         tokio::spawn(async move {
+            let mut stream = stream;
             let local = stream
                 .local_addr()
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-            let info = SessionInfo {
+            let mut info = SessionInfo {
                 id: format!("{:016x}", rand::random::<u64>()),
                 peer,
                 local,
             };
+            if config.proxy_from.expects_header(peer.ip()) {
+                match proxy::read_header(&mut stream, PROXY_HEADER_WAIT).await {
+                    Ok(Some(client)) => {
+                        tracing::debug!(session = %info.id, balancer = %peer, client = %client, "PROXY header");
+                        info.peer = client;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        backend
+                            .refused(
+                                &info,
+                                &format!("bad PROXY protocol header from a balancer: {e}"),
+                            )
+                            .await;
+                        return;
+                    }
+                }
+            }
+            let peer = info.peer;
             let slot = match Slot::take(&counter, peer.ip(), &config) {
                 Ok(s) => s,
                 Err(reason) => {
@@ -688,12 +715,22 @@ impl<B: Backend> Session<B> {
         };
         let wait = self.config.data_connect_timeout;
         let peer_ip = self.info.peer.ip().to_canonical();
+        let balancers = &self.config.proxy_from;
         let result = match setup {
             DataSetup::Passive(listener) => {
                 tokio::time::timeout(wait, async {
                     loop {
                         match listener.accept().await {
                             Ok((s, from)) if from.ip().to_canonical() == peer_ip => return Ok(s),
+                            // Through the balancer: its header names the client.
+                            Ok((mut s, from)) if balancers.expects_header(from.ip()) => {
+                                match proxy::read_header(&mut s, PROXY_HEADER_WAIT).await {
+                                    Ok(Some(client)) if client.ip().to_canonical() == peer_ip => return Ok(s),
+                                    other => {
+                                        tracing::warn!(session = %self.info.id, from = %from, header = ?other, "data connection through the balancer for another client refused");
+                                    }
+                                }
+                            }
                             Ok((_, from)) => {
                                 tracing::warn!(session = %self.info.id, from = %from, "data connection from a foreign address refused");
                             }
@@ -705,7 +742,11 @@ impl<B: Backend> Session<B> {
             }
             DataSetup::Active(addr) => {
                 tokio::time::timeout(wait, async {
-                    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                    let sock = if addr.is_ipv4() {
+                        TcpSocket::new_v4()?
+                    } else {
+                        TcpSocket::new_v6()?
+                    };
                     sock.connect(addr).await
                 })
                 .await

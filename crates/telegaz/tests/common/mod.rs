@@ -339,3 +339,19 @@ pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&p, data).unwrap();
     (d, p)
 }
+
+/// A connection to `to` from the local address `from`.
+pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = sock.connect(to).await.unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
