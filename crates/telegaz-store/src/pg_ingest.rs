@@ -394,7 +394,7 @@ pub(crate) async fn store_parsed(
             "SELECT x.n, (r.quantities = x.quantities::jsonb AND r.status = x.status::jsonb \
              AND r.event_code IS NOT DISTINCT FROM x.event_code AND r.checked = x.checked::jsonb) \
              FROM {UNNEST_READINGS} JOIN readings r ON r.device_id = $1 AND r.kind = x.kind \
-             AND r.local_time = x.local_time AND r.record_no = x.record_no WHERE $2::int8 IS NOT NULL"
+             AND r.local_time = x.local_time AND r.record_no = x.record_no"
         ));
         let compared = bind_columns(sqlx::query(sql), device, id, Columns::of(&rest))
             .fetch_all(&mut *tx)

@@ -31,11 +31,20 @@ pub(crate) struct PgTime(pub Timestamp);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PgLocal(pub DateTime);
 
+/// PostgreSQL's epoch as a wall-clock time.
+const PG_EPOCH_CIVIL: DateTime = jiff::civil::date(2000, 1, 1).at(0, 0, 0, 0);
+
 impl PgLocal {
-    /// The same wall-clock reading taken as if it were UTC: the arithmetic of
-    /// `TIMESTAMP` is that of an instant with no zone.
-    fn as_utc(self) -> Result<Timestamp, BoxDynError> {
-        Ok(jiff::tz::TimeZone::UTC.to_timestamp(self.0)?)
+    fn to_micros(self) -> Result<i64, BoxDynError> {
+        Ok(i64::try_from(
+            self.0.duration_since(PG_EPOCH_CIVIL).as_micros(),
+        )?)
+    }
+
+    fn from_micros(micros: i64) -> Result<Self, BoxDynError> {
+        Ok(PgLocal(
+            PG_EPOCH_CIVIL.checked_add(jiff::SignedDuration::from_micros(micros))?,
+        ))
     }
 }
 
@@ -109,7 +118,7 @@ impl PgHasArrayType for PgLocal {
 
 impl Encode<'_, Postgres> for PgLocal {
     fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        Encode::<Postgres>::encode(timestamp_to_micros(self.as_utc()?)?, buf)
+        Encode::<Postgres>::encode(self.to_micros()?, buf)
     }
 
     fn size_hint(&self) -> usize {
@@ -120,11 +129,7 @@ impl Encode<'_, Postgres> for PgLocal {
 impl<'r> Decode<'r, Postgres> for PgLocal {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
         match value.format() {
-            PgValueFormat::Binary => {
-                let micros: i64 = Decode::<Postgres>::decode(value)?;
-                let utc = micros_to_timestamp(micros)?;
-                Ok(PgLocal(jiff::tz::TimeZone::UTC.to_datetime(utc)))
-            }
+            PgValueFormat::Binary => PgLocal::from_micros(Decode::<Postgres>::decode(value)?),
             PgValueFormat::Text => Ok(PgLocal(value.as_str()?.parse()?)),
         }
     }
@@ -144,10 +149,12 @@ mod tests {
             t
         );
         let local = PgLocal(jiff::civil::date(1999, 12, 31).at(23, 0, 0, 0));
-        assert_eq!(
-            timestamp_to_micros(local.as_utc().unwrap()).unwrap(),
-            -3_600_000_000
-        );
+        assert_eq!(local.to_micros().unwrap(), -3_600_000_000);
+        let last = jiff::civil::date(9999, 12, 31).at(23, 59, 59, 999_999_000);
+        for t in [jiff::civil::date(1, 1, 1).at(0, 0, 0, 0), last, local.0] {
+            let back = PgLocal::from_micros(PgLocal(t).to_micros().unwrap()).unwrap();
+            assert_eq!(back.0, t);
+        }
     }
 
     #[test]
