@@ -1799,6 +1799,9 @@ fn postgres_only() -> Vec<(&'static str, PgCheck)> {
         ("the_hot_queries_use_the_indexes", |url| {
             Box::pin(the_hot_queries_use_the_indexes(url))
         }),
+        ("a_missing_database_is_named_in_the_error", |url| {
+            Box::pin(a_missing_database_is_named_in_the_error(url))
+        }),
     ]
 }
 
@@ -1933,4 +1936,16 @@ async fn the_hot_queries_use_the_indexes(url: String) {
     .await
     .unwrap();
     assert_eq!(recorded, "2026-03-25 07:00:00");
+}
+
+async fn a_missing_database_is_named_in_the_error(url: String) {
+    let missing = with_database(&url, "telegaz_no_such_database");
+    let e = match telegaz_store::connect(&missing).await {
+        Ok(_) => panic!("a database that does not exist opened"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, StoreError::Connect { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("telegaz_no_such_database"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
 }
