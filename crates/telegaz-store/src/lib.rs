@@ -13,6 +13,7 @@ mod pg_ingest;
 mod pg_time;
 mod pg_web;
 mod postgres;
+mod records;
 mod sqlite;
 mod sqlite_alerts;
 mod sqlite_delivery;

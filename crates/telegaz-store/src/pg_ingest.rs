@@ -1,7 +1,7 @@
 //! PostgreSQL side of the ingest pipeline: the queue, readings, conflicts,
 //! events, and the yearly partitions of readings and events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use sqlx::postgres::PgRow;
@@ -286,12 +286,7 @@ const UNNEST_READINGS: &str = "UNNEST($3::text[], $4::timestamp[], $5::int8[], $
      $7::text[], $8::text[], $9::int4[], $10::text[], $11::int4[]) WITH ORDINALITY \
      AS x(kind, local_time, record_no, utc_offset, quantities, status, event_code, checked, line, n)";
 
-fn bind_columns<'q>(
-    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    device: DeviceId,
-    id: UploadId,
-    c: Columns<'q>,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+fn bind_columns<'q>(q: PgQuery<'q>, device: DeviceId, id: UploadId, c: Columns<'q>) -> PgQuery<'q> {
     q.bind(device.0)
         .bind(id.0)
         .bind(c.kind)
@@ -332,22 +327,12 @@ pub(crate) async fn store_parsed(
         .map(Encoded::new)
         .collect::<Result<Vec<_>>>()?;
     // A key repeated inside the file is compared with its first occurrence.
-    let mut first: HashMap<Key, usize> = HashMap::with_capacity(encoded.len());
-    let mut unique = Vec::with_capacity(encoded.len());
-    let mut conflicts: Vec<&Encoded> = Vec::new();
-    for (i, e) in encoded.iter().enumerate() {
-        match first.get(&e.key()) {
-            None => {
-                first.insert(e.key(), i);
-                unique.push(e);
-            }
-            Some(&j) if e.same_values(&encoded[j]) => counts.duplicate += 1,
-            Some(_) => {
-                counts.conflicting += 1;
-                conflicts.push(e);
-            }
-        }
-    }
+    let (mut unique, mut conflicts) = crate::records::first_of_each_key(
+        &encoded,
+        Encoded::key,
+        Encoded::same_values,
+        &mut counts,
+    );
     // Key order: concurrent writers meet the same keys in the same order.
     unique.sort_by_key(|e| e.key());
 
@@ -575,6 +560,19 @@ fn time_window(f: &ReadingFilter, n: &mut Placeholders) -> String {
     sql
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Bind the bounds [`time_window`] asked for.
+fn bind_window<'q>(mut q: PgQuery<'q>, f: &ReadingFilter) -> PgQuery<'q> {
+    if let Some(t) = f.from {
+        q = q.bind(PgLocal(t));
+    }
+    if let Some(t) = f.to {
+        q = q.bind(PgLocal(t));
+    }
+    q
+}
+
 pub(crate) async fn readings(db: &PgDatabase, f: &ReadingFilter) -> Result<Vec<ArchiveRecord>> {
     let mut n = Placeholders::default();
     let head = format!(
@@ -589,16 +587,11 @@ pub(crate) async fn readings(db: &PgDatabase, f: &ReadingFilter) -> Result<Vec<A
         time_window(f, &mut n)
     );
     // Built from the constant fragments above; every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(f.device_id.0)
         .bind(kinds(f.kind));
-    if let Some(t) = f.from {
-        q = q.bind(PgLocal(t));
-    }
-    if let Some(t) = f.to {
-        q = q.bind(PgLocal(t));
-    }
-    q.fetch_all(&db.pool)
+    bind_window(q, f)
+        .fetch_all(&db.pool)
         .await
         .map_err(StoreError::query("reading readings"))?
         .iter()
@@ -618,14 +611,9 @@ pub(crate) async fn events(db: &PgDatabase, f: &ReadingFilter) -> Result<Vec<Eve
         time_window(f, &mut n)
     );
     // Built from the constant fragments above; every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.device_id.0);
-    if let Some(t) = f.from {
-        q = q.bind(PgLocal(t));
-    }
-    if let Some(t) = f.to {
-        q = q.bind(PgLocal(t));
-    }
-    q.fetch_all(&db.pool)
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.device_id.0);
+    bind_window(q, f)
+        .fetch_all(&db.pool)
         .await
         .map_err(StoreError::query("reading events"))?
         .iter()

@@ -1360,15 +1360,7 @@ async fn large_files_with_repeats_inside_and_across_uploads(db: &dyn Database) {
     assert_eq!(info.records.duplicate, 499);
     assert_eq!(info.records.conflicting, 1);
 
-    let stored = db
-        .readings(&ReadingFilter {
-            device_id: d.id,
-            kind: None,
-            from: None,
-            to: None,
-        })
-        .await
-        .unwrap();
+    let stored = every_reading(db, d.id).await;
     assert_eq!(stored.len(), 1500);
     assert_eq!(
         stored[20].quantities.vb,
@@ -1752,16 +1744,18 @@ async fn concurrent_ingest_of_overlapping_files_counts_each_row_once(db: &dyn Da
     assert_eq!(x.records.new + y.records.new, 900);
     assert_eq!(x.records.duplicate + y.records.duplicate, 300);
     assert_eq!(x.records.conflicting + y.records.conflicting, 0);
-    let stored = db
-        .readings(&ReadingFilter {
-            device_id: d.id,
-            kind: None,
-            from: None,
-            to: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 900);
+    assert_eq!(every_reading(db, d.id).await.len(), 900);
+}
+
+async fn every_reading(db: &dyn Database, device: telegaz_domain::DeviceId) -> Vec<ArchiveRecord> {
+    db.readings(&ReadingFilter {
+        device_id: device,
+        kind: None,
+        from: None,
+        to: None,
+    })
+    .await
+    .unwrap()
 }
 
 /// Two receivers finishing the same content for one device at the same
