@@ -27,7 +27,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The PostgreSQL [`Database`].
 #[derive(Debug, Clone)]
 pub struct PgDatabase {
-    #[allow(dead_code)] // the skeleton: the pg_* modules use it as they are written
     pub(crate) pool: PgPool,
     /// The year for which the partitions of the coming years were last made
     /// sure of (0: not yet).
