@@ -9,6 +9,7 @@ mod path;
 mod pg_alerts;
 mod pg_core;
 mod pg_delivery;
+mod pg_ingest;
 mod pg_time;
 mod pg_web;
 mod postgres;
@@ -52,6 +53,14 @@ pub enum StoreError {
         "cannot open the database at {location}: {source}. Check that the directory exists and is writable, and that no other program holds the file"
     )]
     Open {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "cannot connect to the database at {location}: {source}. Check that the PostgreSQL server is running and reachable from here, and the user, password and database name in the URL"
+    )]
+    Connect {
         location: String,
         #[source]
         source: sqlx::Error,
