@@ -27,7 +27,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The PostgreSQL [`Database`].
 #[derive(Debug, Clone)]
 pub struct PgDatabase {
-    #[allow(dead_code)] // the skeleton: the pg_* modules use it as they are written
     pub(crate) pool: PgPool,
     /// The year for which the partitions of the coming years were last made
     /// sure of (0: not yet).
@@ -79,11 +78,6 @@ impl PgDatabase {
     pub(crate) fn set_partitions_year(&self, year: i32) {
         self.partitions_year.store(year, Ordering::Relaxed);
     }
-}
-
-/// What a method not written yet answers (the skeleton only).
-pub(crate) fn not_yet(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} is not implemented on PostgreSQL yet"))
 }
 
 #[async_trait]

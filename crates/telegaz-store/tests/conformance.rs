@@ -1615,8 +1615,7 @@ async fn concurrent_claims_give_a_delivery_to_one_caller(db: &dyn Database) {
         let (a, b, c, e) = tokio::join!(claim(), claim(), claim(), claim());
         let won: Vec<_> = [a, b, c, e]
             .into_iter()
-            .map(Result::unwrap)
-            .flatten()
+            .filter_map(Result::unwrap)
             .collect();
         assert_eq!(won.len(), 1, "gas day {d}: {won:?}");
         assert_eq!((won[0].state, won[0].attempts), (DeliveryState::Sending, 1));
@@ -1703,11 +1702,7 @@ async fn concurrent_openers_open_one_alert(db: &dyn Database) {
         let n = notice(NotificationEvent::Opened, &["mail"]);
         let open = || db.open_alert(&new, Some(&n));
         let (a, b, c) = tokio::join!(open(), open(), open());
-        let opened: Vec<_> = [a, b, c]
-            .into_iter()
-            .map(Result::unwrap)
-            .flatten()
-            .collect();
+        let opened: Vec<_> = [a, b, c].into_iter().filter_map(Result::unwrap).collect();
         assert_eq!(opened.len(), 1, "round {round}: {opened:?}");
         let resolve = || db.resolve_alert(opened[0].id, at("2026-11-25T11:00:00Z"), Some(&n));
         let (a, b) = tokio::join!(resolve(), resolve());
