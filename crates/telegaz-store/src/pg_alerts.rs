@@ -14,6 +14,7 @@ use telegaz_domain::{
     Alert, AlertKind, AlertState, DeviceId, Notification, NotificationEvent, Severity, Timestamp,
 };
 
+use crate::pg_core::{begin, commit};
 use crate::pg_time::PgTime;
 use crate::postgres::PgDatabase;
 use crate::{
@@ -80,17 +81,6 @@ fn notification_from_row(row: &PgRow) -> Result<Notification> {
     })
 }
 
-async fn begin(db: &PgDatabase) -> Result<Tx> {
-    db.pool
-        .begin()
-        .await
-        .map_err(StoreError::query("starting a transaction"))
-}
-
-async fn commit(tx: Tx, context: &'static str) -> Result<()> {
-    tx.commit().await.map_err(StoreError::query(context))
-}
-
 async fn alert_by_id(tx: &mut Tx, id: i64) -> Result<Alert> {
     let sql = format!("{ALERT_SELECT} WHERE a.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -126,8 +116,7 @@ async fn enqueue(tx: &mut Tx, n: &NewNotification, alert_id: Option<i64>) -> Res
     // One row per notifier, in one statement.
     sqlx::query(
         "INSERT INTO notification_sends (notification_id, notifier, state, next_attempt_at) \
-         SELECT $1, notifier, 'pending', $3 FROM UNNEST($2::text[]) AS notifier \
-         ON CONFLICT DO NOTHING",
+         SELECT $1, notifier, 'pending', $3 FROM UNNEST($2::text[]) AS notifier",
     )
     .bind(id)
     .bind(&n.notifiers)

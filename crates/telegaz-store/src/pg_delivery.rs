@@ -11,6 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use telegaz_domain::Timestamp;
 
+use crate::pg_core::{begin, commit};
 use crate::pg_time::PgTime;
 use crate::postgres::PgDatabase;
 use crate::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, Result, StoreError};
@@ -104,11 +105,7 @@ pub(crate) async fn claim_delivery(
     lease_until: Timestamp,
     force: bool,
 ) -> Result<Option<DeliveryRecord>> {
-    let mut tx = db
-        .pool
-        .begin()
-        .await
-        .map_err(StoreError::query("starting a transaction"))?;
+    let mut tx = begin(db).await?;
     if force {
         insert(&mut *tx, name, gas_day, now).await?;
     }
@@ -133,9 +130,7 @@ pub(crate) async fn claim_delivery(
         .await
         .map_err(StoreError::query("taking a report delivery for an attempt"))?;
     let record = row.as_ref().map(from_row).transpose()?;
-    tx.commit()
-        .await
-        .map_err(StoreError::query("committing a report delivery attempt"))?;
+    commit(tx, "committing a report delivery attempt").await?;
     Ok(record)
 }
 

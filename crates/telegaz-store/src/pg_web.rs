@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use telegaz_domain::{ApiToken, Role, Timestamp, User, UserId, UserName, WebSession};
 
+use crate::pg_core::{begin, commit, is_unique_violation};
 use crate::pg_time::PgTime;
 use crate::postgres::PgDatabase;
 use crate::{NewSession, NewUser, Result, StoreError, UserUpdate};
@@ -40,10 +41,6 @@ fn token_from_row(row: &PgRow) -> Result<ApiToken> {
             .map_err(err)?
             .map(|t| t.0),
     })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 fn no_user(id: UserId) -> StoreError {
@@ -113,11 +110,7 @@ pub(crate) async fn list_users(db: &PgDatabase) -> Result<Vec<User>> {
 
 pub(crate) async fn update_user(db: &PgDatabase, id: UserId, update: UserUpdate) -> Result<User> {
     let now = PgTime(Timestamp::now());
-    let mut tx = db
-        .pool
-        .begin()
-        .await
-        .map_err(StoreError::query("starting a transaction"))?;
+    let mut tx = begin(db).await?;
     let sql = format!(
         "UPDATE users AS u SET password_hash = COALESCE($1, password_hash), \
          role = COALESCE($2, role), enabled = COALESCE($3, enabled), updated_at = $4 \
@@ -151,9 +144,7 @@ pub(crate) async fn update_user(db: &PgDatabase, id: UserId, update: UserUpdate)
         .await
         .map_err(StoreError::query("revoking a user's API tokens"))?;
     }
-    tx.commit()
-        .await
-        .map_err(StoreError::query("committing a user change"))?;
+    commit(tx, "committing a user change").await?;
     user_from_row(&row)
 }
 
