@@ -32,7 +32,9 @@ use telegaz_domain::{
     UploadFinish, UploadId, UploadStatus, User, UserId, WebSession,
 };
 
-pub use alerts::{AlertFilter, NewAlert, NewNotification, NotificationSend, SendOutcome};
+pub use alerts::{
+    AlertFilter, NOTIFICATION_LEASE, NewAlert, NewNotification, NotificationSend, SendOutcome,
+};
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use path::{join_path, split_path};
 pub use postgres::PgDatabase;
@@ -311,7 +313,10 @@ pub trait Database: Send + Sync + 'static {
     -> Result<Option<Timestamp>>;
     /// Queue a notification that is about no single alert (a digest).
     async fn enqueue_notification(&self, notification: &NewNotification) -> Result<i64>;
-    /// Notifications waiting for `notifier` whose next attempt is due.
+    /// Take the notifications waiting for `notifier` whose next attempt is
+    /// due at `now`, oldest first: each is kept from other dispatchers for
+    /// [`NOTIFICATION_LEASE`] or until its outcome is recorded, so that several
+    /// dispatchers (processes) never send the same one at the same time.
     async fn due_notifications(
         &self,
         notifier: &str,

@@ -40,7 +40,7 @@ fn not_found(what: impl Into<String>) -> StoreError {
     StoreError::NotFound { what: what.into() }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -65,7 +65,7 @@ pub(crate) async fn begin(db: &PgDatabase) -> Result<Tx> {
         .map_err(StoreError::query("starting a transaction"))
 }
 
-async fn commit(tx: Tx, context: &'static str) -> Result<()> {
+pub(crate) async fn commit(tx: Tx, context: &'static str) -> Result<()> {
     tx.commit().await.map_err(StoreError::query(context))
 }
 

@@ -80,11 +80,6 @@ impl PgDatabase {
     }
 }
 
-/// What a method not written yet answers (the skeleton only).
-pub(crate) fn not_yet(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} is not implemented on PostgreSQL yet"))
-}
-
 #[async_trait]
 impl Database for PgDatabase {
     async fn create_device(&self, device: NewDevice) -> Result<Device> {

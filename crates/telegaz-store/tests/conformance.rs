@@ -277,6 +277,9 @@ conformance!(
     readings_far_in_the_past_and_future_are_kept,
     concurrent_ingest_of_overlapping_files_counts_each_row_once,
     concurrent_identical_uploads_find_each_other,
+    concurrent_claims_give_a_delivery_to_one_caller,
+    concurrent_dispatchers_take_each_notification_once,
+    concurrent_openers_open_one_alert,
 );
 
 fn notice(
@@ -1942,4 +1945,126 @@ async fn a_missing_database_is_named_in_the_error(url: String) {
     let text = e.to_string();
     assert!(text.contains("telegaz_no_such_database"), "{text}");
     assert!(text.contains("does not exist"), "{text}");
+}
+
+/// Several processes may run the delivery scheduler on one database: of
+/// claims racing for the same due delivery, exactly one gets it.
+async fn concurrent_claims_give_a_delivery_to_one_caller(db: &dyn Database) {
+    let now = at("2026-01-15T07:30:00Z");
+    let lease = at("2026-01-15T07:40:00Z");
+    let first = day("2026-01-01");
+    for i in 0..20 {
+        let d = first.checked_add(jiff::Span::new().days(i)).unwrap();
+        db.ensure_delivery("daily", d, now).await.unwrap();
+        let claim = || db.claim_delivery("daily", d, now, lease, false);
+        let (a, b, c, e) = tokio::join!(claim(), claim(), claim(), claim());
+        let won: Vec<_> = [a, b, c, e]
+            .into_iter()
+            .filter_map(Result::unwrap)
+            .collect();
+        assert_eq!(won.len(), 1, "gas day {d}: {won:?}");
+        assert_eq!((won[0].state, won[0].attempts), (DeliveryState::Sending, 1));
+        let stored = db.delivery("daily", d).await.unwrap().unwrap();
+        assert_eq!(stored.attempts, 1, "one attempt counted for gas day {d}");
+    }
+}
+
+/// Several dispatchers (processes) may send through the same notifier: each
+/// due notification is taken by one of them, and is due again only when the
+/// taker's lease runs out without an outcome (it died while sending).
+async fn concurrent_dispatchers_take_each_notification_once(db: &dyn Database) {
+    use telegaz_domain::NotificationEvent;
+    use telegaz_store::{NOTIFICATION_LEASE, SendOutcome};
+    let mut queued = Vec::new();
+    for _ in 0..12 {
+        let n = notice(NotificationEvent::Digest, &["mail"]);
+        queued.push(db.enqueue_notification(&n).await.unwrap());
+    }
+    let now = at("2026-11-25T10:00:00Z");
+    let take = || db.due_notifications("mail", now, 8);
+    let (a, b, c) = tokio::join!(take(), take(), take());
+    let mut taken: Vec<i64> = [a, b, c]
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .map(|n| n.id)
+        .collect();
+    taken.sort_unstable();
+    assert_eq!(taken, queued, "each taken once, none left behind");
+    assert!(
+        db.due_notifications("mail", now, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken ones are not due while their dispatcher sends them"
+    );
+    for id in &queued[..4] {
+        db.finish_notification(*id, "mail", &SendOutcome::Sent, now)
+            .await
+            .unwrap();
+    }
+    let before_end = now
+        .checked_add(NOTIFICATION_LEASE)
+        .unwrap()
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    assert!(
+        db.due_notifications("mail", before_end, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let lease_over = now.checked_add(NOTIFICATION_LEASE).unwrap();
+    let again: Vec<i64> = db
+        .due_notifications("mail", lease_over, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(
+        again,
+        queued[4..],
+        "unfinished ones are due again, sent ones not"
+    );
+}
+
+/// Several alert evaluators may see the same condition at once: one alert,
+/// one notification.
+async fn concurrent_openers_open_one_alert(db: &dyn Database) {
+    use telegaz_domain::{AlertKind, NotificationEvent, Severity};
+    use telegaz_store::{AlertFilter, NewAlert};
+    let d = device(db, "unit-1").await;
+    for round in 0..10 {
+        let new = NewAlert {
+            key: format!("silent:{}:{round}", d.id),
+            kind: AlertKind::Silent,
+            severity: Severity::Warning,
+            device_id: Some(d.id),
+            title: "Узел unit-1 молчит".into(),
+            detail: String::new(),
+            opened_at: at("2026-11-25T10:00:00Z"),
+        };
+        let n = notice(NotificationEvent::Opened, &["mail"]);
+        let open = || db.open_alert(&new, Some(&n));
+        let (a, b, c) = tokio::join!(open(), open(), open());
+        let opened: Vec<_> = [a, b, c].into_iter().filter_map(Result::unwrap).collect();
+        assert_eq!(opened.len(), 1, "round {round}: {opened:?}");
+        let resolve = || db.resolve_alert(opened[0].id, at("2026-11-25T11:00:00Z"), Some(&n));
+        let (a, b) = tokio::join!(resolve(), resolve());
+        a.unwrap();
+        b.unwrap();
+    }
+    assert_eq!(
+        db.list_alerts(&AlertFilter::default()).await.unwrap().len(),
+        10
+    );
+    let due = db
+        .due_notifications("mail", at("2026-11-25T12:00:00Z"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.len(),
+        20,
+        "one opened and one resolved notice per alert"
+    );
 }
