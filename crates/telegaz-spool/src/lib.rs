@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use telegaz_domain::Sha256Digest;
 use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Failures of the spool, with the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +126,7 @@ impl Spool {
             file,
             hasher: Sha256::new(),
             size: 0,
+            unsure: false,
         })
     }
 
@@ -140,6 +141,10 @@ impl Spool {
             .sync_all()
             .await
             .map_err(|e| SpoolError::io(&temp.path, e))?;
+        if temp.unsure {
+            drop(temp.file);
+            return self.commit_existing_file(&temp.path).await;
+        }
         let sha256 = Sha256Digest(temp.hasher.finalize().into());
         let size = temp.size;
         drop(temp.file);
@@ -323,6 +328,8 @@ pub struct TempFile {
     file: File,
     hasher: Sha256,
     size: u64,
+    /// A failed write could not be undone: the running hash may not describe the file.
+    unsure: bool,
 }
 
 impl TempFile {
@@ -338,12 +345,32 @@ impl TempFile {
         &self.path
     }
 
-    /// Append bytes.
+    /// Append bytes. On failure (a full disk) the file is cut back to the
+    /// bytes written before, so that what it holds, its size and its hash agree.
     pub async fn write(&mut self, buf: &[u8]) -> Result<()> {
-        self.file
-            .write_all(buf)
-            .await
-            .map_err(|e| SpoolError::io(&self.path, e))?;
+        // tokio's `File` hands the bytes to a blocking thread and tells of a
+        // failed write only at the next call: wait for this one (flush), so
+        // that the hash and the size count only bytes that reached the file.
+        let written = match self.file.write_all(buf).await {
+            Ok(()) => self.file.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // Some of the bytes may have been written: cut them off.
+            let cut = match self.file.set_len(self.size).await {
+                Ok(()) => self
+                    .file
+                    .seek(io::SeekFrom::Start(self.size))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(cut) = cut {
+                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a spool file back after a failed write; it is hashed again at commit");
+                self.unsure = true;
+            }
+            return Err(SpoolError::io(&self.path, e));
+        }
         self.hasher.update(buf);
         self.size += buf.len() as u64;
         Ok(())
