@@ -197,3 +197,152 @@ fn disk_full_during_an_upload_is_refused_kept_partial_alerted_and_recovers() {
         s.uploads()
     );
 }
+
+/// Wait for a process to exit, with a generous deadline.
+fn wait_exit(mut child: std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Read reply lines from a control connection until one starts with a code
+/// and a space (the last line of a reply).
+fn read_reply(r: &mut impl std::io::BufRead) -> String {
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return String::new();
+        }
+        if line.len() >= 4 && line.as_bytes()[3] == b' ' {
+            return line;
+        }
+    }
+}
+
+/// A raw control connection, logged in as unit1.
+fn raw_session(addr: SocketAddr) -> (std::io::BufReader<std::net::TcpStream>, std::net::TcpStream) {
+    let c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+    let mut w = c;
+    assert!(read_reply(&mut r).starts_with("220"));
+    write!(w, "USER unit1\r\n").unwrap();
+    assert!(read_reply(&mut r).starts_with("331"));
+    write!(w, "PASS pw-unit1\r\n").unwrap();
+    assert!(read_reply(&mut r).starts_with("230"));
+    (r, w)
+}
+
+/// True once the address no longer takes FTP sessions: the connection is
+/// refused, or the server answers 421.
+fn refuses_connections(addr: SocketAddr) -> bool {
+    match std::net::TcpStream::connect(addr) {
+        Err(_) => true,
+        Ok(c) => {
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let reply = read_reply(&mut std::io::BufReader::new(c));
+            reply.is_empty() || reply.starts_with("421")
+        }
+    }
+}
+
+#[test]
+fn sigterm_lets_a_transfer_in_flight_finish_refuses_new_connections_and_exits_0() {
+    let mut s = Server::start_with(&[("TELEGAZ_FTP__SHUTDOWN_GRACE", "60s")]);
+    let data = content(70, 400_000);
+    // An idle logged-in session: closed with 421 at the signal.
+    let (mut idle_r, _idle_w) = raw_session(s.ftp);
+    // A slow upload: the first part, then the signal, then the rest.
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login("unit1", "pw-unit1").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    let mut stream = ftp.put_with_stream("slow.bin").unwrap();
+    stream.write_all(&data[..100_000]).unwrap();
+    stream.flush().unwrap();
+    wait_for("the upload to start", || {
+        s.uploads().iter().any(|u| u["status"] == "receiving")
+    });
+
+    let server = s.sigterm();
+    assert!(
+        read_reply(&mut idle_r).starts_with("421"),
+        "an idle session is told the server is going"
+    );
+    wait_for("new connections to be refused", || {
+        refuses_connections(s.ftp)
+    });
+    // The transfer started before the signal goes on and is acknowledged.
+    for chunk in data[100_000..].chunks(50_000) {
+        stream.write_all(chunk).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stream
+        .finish()
+        .expect("the transfer in flight must end with 226");
+    let status = wait_exit(server);
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(
+        s.log().contains("waiting for transfers in flight"),
+        "{}",
+        s.log()
+    );
+
+    let u = s.wait_upload(|u| u["final_path"] == "/slow.bin");
+    s.assert_stored(&u, &data);
+}
+
+#[test]
+fn sigterm_ends_a_transfer_still_running_after_the_grace_period_as_partial() {
+    let mut s = Server::start_with(&[
+        ("TELEGAZ_FTP__SHUTDOWN_GRACE", "1s"),
+        ("TELEGAZ_FTP__STALL_TIMEOUT", "300s"),
+    ]);
+    let head = content(71, 50_000);
+    let mut ftp = FtpStream::connect(s.ftp).unwrap();
+    ftp.login("unit1", "pw-unit1").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    let mut stream = ftp.put_with_stream("long.bin").unwrap();
+    stream.write_all(&head).unwrap();
+    stream.flush().unwrap();
+    // Wait until the server holds every byte sent, then keep the transfer open.
+    wait_for("the bytes to arrive", || {
+        std::fs::read_dir(s.dir.join("spool/incoming"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.metadata().map(|m| m.len()).unwrap_or(0) == head.len() as u64)
+    });
+
+    let server = s.sigterm();
+    let status = wait_exit(server);
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let err = stream
+        .finish()
+        .expect_err("no 226 for a transfer cut by the shutdown");
+    assert!(
+        matches!(&err, FtpError::UnexpectedResponse(r) if r.status.code() == 426),
+        "{err:?}"
+    );
+
+    let u = s.wait_upload(|u| u["final_path"] == "/long.bin");
+    assert_eq!(u["status"], "partial", "{u:#}");
+    assert!(
+        u["reason"].as_str().unwrap().starts_with("shutdown"),
+        "{u:#}"
+    );
+    s.assert_partial_prefix(&u, &head);
+    assert!(
+        s.audit().iter().any(|e| e["kind"] == "upload_finished"
+            && e["upload_id"] == u["id"]
+            && e["outcome"] == "partial"),
+        "the audit trail records the end of the transfer"
+    );
+}

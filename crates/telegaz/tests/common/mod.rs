@@ -171,6 +171,18 @@ impl Server {
         }
     }
 
+    /// Send SIGTERM and hand over the process (to watch how it ends).
+    pub fn sigterm(&mut self) -> Child {
+        let c = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        c
+    }
+
     /// SIGKILL, then start again on the same data directory with other settings.
     pub fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.env = env
@@ -274,6 +286,18 @@ impl Server {
             }
         });
         out
+    }
+
+    /// Assert that a partial upload holds exactly the bytes sent (all of them).
+    pub fn assert_partial_prefix(&self, upload: &Value, sent: &[u8]) {
+        assert_eq!(upload["status"], "partial", "{upload:#}");
+        assert_eq!(upload["size"], sent.len() as u64, "{upload:#}");
+        assert_eq!(upload["sha256"], sha256_hex(sent), "{upload:#}");
+        let id = upload["id"].as_i64().unwrap();
+        assert!(
+            self.upload_bytes(id) == sent,
+            "stored bytes differ for upload {id}"
+        );
     }
 
     /// Assert that an upload is recorded complete with exactly these bytes.
