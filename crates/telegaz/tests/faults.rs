@@ -346,3 +346,227 @@ fn sigterm_ends_a_transfer_still_running_after_the_grace_period_as_partial() {
         "the audit trail records the end of the transfer"
     );
 }
+
+/// Rows per archive file in the kill test.
+const ROWS: u64 = 12;
+
+/// An hourly LIS-200 archive (ТС220 readout) whose rows are hours
+/// `first..first + ROWS` after 2001-01-01 00:00: files with other `first`
+/// share no reading.
+fn archive(first: u64) -> Vec<u8> {
+    let base = jiff::civil::date(2001, 1, 1).at(0, 0, 0, 0);
+    let mut s = String::from("/ELS6TC220\r\n");
+    for h in first..first + ROWS {
+        let t = base
+            .checked_add(jiff::SignedDuration::from_hours(h as i64))
+            .unwrap();
+        let vb = h as f64 * 1.25;
+        s.push_str(&format!(
+            "({h})({})({vb:.4})({vb:.4})({vb:.4})({vb:.4})(10.00)(104.0000)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n",
+            t.strftime("%Y-%m-%d,%H:%M:%S")
+        ));
+    }
+    s.into_bytes()
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One file a client sent and heard 226 for.
+#[derive(Clone)]
+struct Acked {
+    path: String,
+    data: Vec<u8>,
+}
+
+/// A burst of uploads by parallel FTP sessions, one per entry of `next`
+/// (each client's next file number), until the server dies; what each
+/// acknowledged. `ready` counts the clients logged in.
+fn burst(
+    addr: SocketAddr,
+    next: &[std::sync::Arc<std::sync::atomic::AtomicU64>],
+    ready: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<Vec<Acked>>> {
+    use std::sync::atomic::Ordering;
+    next.iter()
+        .enumerate()
+        .map(|(w, next)| {
+            let next = next.clone();
+            let ready = ready.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let Ok(mut ftp) = FtpStream::connect(addr) else {
+                    return acked;
+                };
+                let login = if w % 2 == 0 { "unit1" } else { "unit2" };
+                let password = format!("pw-{login}");
+                if ftp.login(login, &password).is_err()
+                    || ftp.transfer_type(FileType::Binary).is_err()
+                {
+                    return acked;
+                }
+                ready.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    // Clients on one unit use disjoint hours: 100 000 hours each.
+                    let data = archive(w as u64 * 100_000 + n * ROWS);
+                    let name = format!("w{w}-{n}.txt");
+                    // put_file returns only after the 226.
+                    match ftp.put_file(&name, &mut std::io::Cursor::new(&data)) {
+                        Ok(_) => acked.push(Acked {
+                            path: format!("/{name}"),
+                            data,
+                        }),
+                        Err(_) => return acked,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The last start-up reconciliation report in the (JSON) log.
+fn last_reconciliation(s: &Server) -> serde_json::Value {
+    s.log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "start-up reconciliation done")
+        .last()
+        .unwrap_or_else(|| panic!("no reconciliation report in the log:\n{}", s.log()))
+}
+
+/// Every record that names stored bytes finds them in the spool.
+fn assert_no_record_without_bytes(s: &Server, uploads: &[serde_json::Value]) {
+    for u in uploads {
+        if let Some(sha) = u["sha256"].as_str() {
+            let obj = s.dir.join("spool/objects").join(&sha[..2]).join(sha);
+            assert!(
+                obj.is_file(),
+                "upload {} points at a missing file: {u:#}",
+                u["id"]
+            );
+        } else {
+            assert_eq!(
+                u["status"], "receiving",
+                "a finished record without bytes: {u:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_acknowledged() {
+    use telegaz_sim::Rng;
+    let seed = env_u64("TELEGAZ_FAULT_SEED", 20_261_125);
+    let kills = env_u64("TELEGAZ_FAULT_KILLS", 50);
+    let clients = 4;
+    println!("SIGKILL test: seed {seed} (TELEGAZ_FAULT_SEED), {kills} kills (TELEGAZ_FAULT_KILLS)");
+    let mut rng = Rng::new(seed);
+    let env = [("TELEGAZ_LOG__FORMAT", "json")];
+    let mut s = Server::start_with(&env);
+    let next: Vec<_> = (0..clients)
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let mut acked: Vec<Acked> = Vec::new();
+    let mut starts = 1;
+    for kill in 0..kills {
+        // A burst, cut at a random moment.
+        let ready = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers = burst(s.ftp, &next, &ready);
+        wait_for("the clients to log in", || {
+            ready.load(std::sync::atomic::Ordering::SeqCst) == clients
+        });
+        let moment = Duration::from_millis(rng.below(400));
+        std::thread::sleep(moment);
+        s.kill9();
+        let mut fresh = Vec::new();
+        for w in workers {
+            fresh.extend(w.join().unwrap());
+        }
+        s.restart();
+        starts += 1;
+
+        // After the restart: the report names nothing missing...
+        let report = last_reconciliation(&s);
+        assert_eq!(report["missing"], 0, "kill {kill}: {report}");
+        let reports = s.log().matches("start-up reconciliation done").count();
+        assert_eq!(reports, starts, "kill {kill}: one report per start");
+        // ...every file acknowledged so far is there, complete...
+        let uploads = s.uploads();
+        let complete: std::collections::HashMap<&str, &serde_json::Value> = uploads
+            .iter()
+            .filter(|u| u["status"] == "complete")
+            .map(|u| (u["final_path"].as_str().unwrap(), u))
+            .collect();
+        for a in acked.iter().chain(&fresh) {
+            let u = complete.get(a.path.as_str()).unwrap_or_else(|| {
+                panic!(
+                    "kill {kill} (after {moment:?}): acknowledged {} is missing",
+                    a.path
+                )
+            });
+            assert_eq!(u["sha256"], sha256_hex(&a.data), "kill {kill}: {u:#}");
+            assert_eq!(u["size"], a.data.len() as u64, "kill {kill}: {u:#}");
+        }
+        // ...the ones of this burst byte for byte...
+        for a in &fresh {
+            s.assert_stored(complete[a.path.as_str()], &a.data);
+        }
+        // ...nothing is left receiving, and no record points at missing bytes.
+        assert!(
+            uploads.iter().all(|u| u["status"] != "receiving"),
+            "kill {kill}: {uploads:#?}"
+        );
+        assert_no_record_without_bytes(&s, &uploads);
+        acked.extend(fresh);
+    }
+    let all = s.uploads();
+    let count = |status: &str| all.iter().filter(|u| u["status"] == status).count();
+    println!(
+        "{} uploads acknowledged across {kills} kills; recorded: {} complete, {} partial",
+        acked.len(),
+        count("complete"),
+        count("partial")
+    );
+    assert!(
+        acked.len() as u64 >= kills,
+        "the bursts were too small to show anything: {} acknowledged",
+        acked.len()
+    );
+
+    // Everything complete is parsed, each exactly once: every reading new
+    // (a second parse would find them all duplicates), none missing.
+    let mut uploads = Vec::new();
+    wait_for("ingest of every complete upload", || {
+        uploads = s.uploads();
+        uploads
+            .iter()
+            .filter(|u| u["status"] == "complete")
+            .all(|u| !u["ingest"].is_null() && u["ingest"]["status"] != "pending")
+    });
+    let complete: Vec<_> = uploads
+        .iter()
+        .filter(|u| u["status"] == "complete")
+        .collect();
+    for u in &complete {
+        assert_eq!(u["ingest"]["status"], "parsed", "{u:#}");
+        let records = &u["ingest"]["records"];
+        assert_eq!(records["total"], ROWS, "{u:#}");
+        assert_eq!(records["new"], ROWS, "parsed more than once? {u:#}");
+    }
+    for a in &acked {
+        assert!(complete.iter().any(|u| u["final_path"] == a.path.as_str()));
+    }
+    let out = common::run_ok(
+        Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(s.dir.join("telegaz.db"))
+            .arg("SELECT count(*) FROM readings"),
+    );
+    let readings: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(readings, ROWS * complete.len() as u64, "readings stored");
+}
