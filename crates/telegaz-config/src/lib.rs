@@ -115,6 +115,11 @@ pub struct FtpConfig {
     /// that units connect from directly: the header would let them choose
     /// their address.
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// At shutdown (SIGTERM), how long transfers in flight may run on; new
+    /// connections are refused meanwhile. Transfers still running then are
+    /// ended and kept as partial (reason `shutdown`).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for FtpConfig {
@@ -133,6 +138,7 @@ impl Default for FtpConfig {
             max_command_line: 4096,
             greeting: "Telegaz FTP ready".into(),
             proxy_protocol_from: Vec::new(),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -177,6 +177,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             greeting: ftp.greeting.clone(),
             client_gone_grace: telegaz_ftp::CLIENT_GONE_GRACE,
             proxy_from: telegaz_ftp::proxy::ProxySources::new(ftp.proxy_protocol_from.clone()),
+            shutdown_grace: ftp.shutdown_grace,
         },
         stop_rx.clone(),
     ));
