@@ -862,7 +862,8 @@ impl Database for SqliteDatabase {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("renaming a directory"))?;
-        let prefix_len = i64::try_from(from.len()).unwrap_or(i64::MAX);
+        // In characters: SQLite's substr counts characters, not bytes.
+        let prefix_len = i64::try_from(from.chars().count()).unwrap_or(i64::MAX);
         let like_below = format!("{from}/");
         sqlx::query(
             "UPDATE device_dirs SET parent = ?1 || substr(parent, ?2 + 1) WHERE device_id = ?3 \

@@ -280,6 +280,7 @@ conformance!(
     concurrent_claims_give_a_delivery_to_one_caller,
     concurrent_dispatchers_take_each_notification_once,
     concurrent_openers_open_one_alert,
+    rename_directory_with_non_ascii_names,
 );
 
 fn notice(
@@ -1725,6 +1726,30 @@ async fn readings_far_in_the_past_and_future_are_kept(db: &dyn Database) {
     let again = db.store_parsed(b, d.id, &file).await.unwrap();
     assert_eq!((again.records.new, again.records.duplicate), (0, 7));
     assert_eq!(db.readings(&all(None, None)).await.unwrap().len(), 7);
+}
+
+/// Names arrive transcoded from Windows-1251: a directory named in
+/// Cyrillic moves with everything below it like any other.
+async fn rename_directory_with_non_ascii_names(db: &dyn Database) {
+    let d = device(db, "u").await;
+    db.ns_mkdir(d.id, "/отчёты").await.unwrap();
+    db.ns_mkdir(d.id, "/отчёты/май").await.unwrap();
+    let a = upload(db, d.id, "/отчёты/май/суточный.txt", 1).await;
+    let r = db.ns_rename(d.id, "/отчёты", "/архив-2026").await.unwrap();
+    assert_eq!(r, Renamed::Dir { files: 1 });
+    assert!(db.ns_dir_exists(d.id, "/архив-2026/май").await.unwrap());
+    assert_eq!(
+        db.ns_file(d.id, "/архив-2026/май/суточный.txt")
+            .await
+            .unwrap()
+            .map(|f| f.upload_id),
+        Some(a)
+    );
+    assert_eq!(
+        db.upload(a).await.unwrap().unwrap().final_path,
+        "/архив-2026/май/суточный.txt"
+    );
+    assert!(!db.ns_dir_exists(d.id, "/отчёты").await.unwrap());
 }
 
 /// Two workers storing overlapping files of one device at the same time:
