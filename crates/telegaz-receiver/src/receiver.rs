@@ -1,7 +1,6 @@
 //! The receiver: device accounts, each device's namespace, and uploads that are
 //! durable before they are acknowledged. It is the FTP engine's [`Backend`].
 
-use std::io::SeekFrom;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +18,7 @@ use telegaz_ftp::{
 };
 use telegaz_spool::{Spool, SpoolError, TempFile};
 use telegaz_store::{Database, StoreError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Semaphore;
 
 use crate::audit::AuditLog;
@@ -621,15 +620,12 @@ impl Backend for Receiver {
         let sha = file
             .sha256
             .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-        let mut f = self
+        let f = self
             .inner
             .spool
-            .open_object(&sha)
+            .open_object_at(&sha, offset)
             .await
             .map_err(spool_to_fs)?;
-        f.seek(SeekFrom::Start(offset))
-            .await
-            .map_err(|e| FsError::Local(e.to_string()))?;
         Ok(Box::new(f))
     }
 }
@@ -645,10 +641,10 @@ async fn copy_prefix(
     let mut buf = vec![0u8; 64 * 1024];
     let mut copied = 0u64;
     loop {
-        let n = reader.read(&mut buf).await.map_err(|e| SpoolError::Io {
-            path: spool.object_path(sha),
-            source: e,
-        })?;
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| spool.read_error(sha, e))?;
         if n == 0 {
             break;
         }
@@ -656,8 +652,8 @@ async fn copy_prefix(
         copied += n as u64;
     }
     if copied < len {
-        return Err(SpoolError::Inconsistent {
-            path: spool.object_path(sha),
+        return Err(SpoolError::ObjectInconsistent {
+            location: spool.object_location(sha),
             detail: format!("expected at least {len} bytes to continue from, found {copied}"),
         });
     }
