@@ -10,21 +10,6 @@ use std::time::{Duration, Instant};
 use common::{Server, content, run_ok, temp_file};
 use serde_json::Value;
 
-fn token(s: &Server) -> String {
-    s.cli(&[
-        "user",
-        "add",
-        "watcher",
-        "--role",
-        "viewer",
-        "--password",
-        "watcher-password-1",
-    ]);
-    let out = s.cli(&["user", "token", "watcher", "--label", "test"]);
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_owned()
-}
-
 fn alerts(s: &Server, token: &str, query: &str) -> Vec<Value> {
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "10", "-H"])
@@ -124,7 +109,7 @@ fn a_unit_that_falls_silent_raises_an_alert_and_its_return_resolves_it() {
         ("TELEGAZ_ALERTS__SILENT_GRACE", "1s"),
         ("TELEGAZ_ALERTS__NOTIFY_RETRY", "200ms"),
     ]);
-    let token = token(&s);
+    let token = s.viewer_token();
     upload(&s, "/first.bin");
     // Silent after 1 s + 1 s without contact: one alert, shown by the API.
     wait_for("the silent alert", || {
@@ -255,7 +240,7 @@ fn a_notifier_that_is_down_never_holds_up_receiving_or_ingest() {
         ("TELEGAZ_ALERTS__EVALUATE_EVERY", "100ms"),
         ("TELEGAZ_ALERTS__NOTIFY_RETRY", "100ms"),
     ]);
-    let token = token(&s);
+    let token = s.viewer_token();
     // The sample's readings are from January: the unit is silent at once and
     // its last gas day has no hours, so notifications pile up for the dead webhook.
     let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -253,6 +253,22 @@ impl Server {
         }
     }
 
+    /// An API token of a new viewer (`watcher`), for `Authorization: Bearer`.
+    pub fn viewer_token(&self) -> String {
+        self.cli(&[
+            "user",
+            "add",
+            "watcher",
+            "--role",
+            "viewer",
+            "--password",
+            "watcher-password-1",
+        ]);
+        let out = self.cli(&["user", "token", "watcher", "--label", "test"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.trim().rsplit(' ').next().unwrap().to_owned()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.parent().unwrap().join("server.log")).unwrap_or_default()
     }
