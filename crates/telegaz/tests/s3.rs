@@ -258,3 +258,46 @@ fn serve_refuses_to_start_when_the_object_store_cannot_be_used() {
     );
     assert!(!said.contains(TEST_SECRET_KEY), "{said}");
 }
+
+#[test]
+fn start_up_reconciliation_stores_what_waited_for_the_object_store() {
+    let mut s3 = S3TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(s3.create_bucket(BUCKET)).unwrap();
+    let mut env = s3_env(&s3);
+    // No retry while it runs: what waits is left to the next start.
+    env.retain(|(k, _)| *k != "TELEGAZ_STORAGE__RETRY_INTERVAL");
+    env.push(("TELEGAZ_STORAGE__RETRY_INTERVAL", "1h".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut s = Server::start_with(&env);
+
+    s3.stop();
+    let (path, data) = sample("tc220_interval_3days.txt");
+    let out = curl_upload(&s, &path, "before-crash.txt");
+    assert!(
+        !out.status.success(),
+        "no 226 while the object store is away"
+    );
+    let id = wait_for("the refused upload's record", &s, || {
+        s.uploads()
+            .into_iter()
+            .find(|u| u["final_path"] == "/before-crash.txt")
+            .and_then(|u| u["id"].as_i64())
+    });
+    let temp = s.dir.join(format!("spool/incoming/{id}.part"));
+    assert!(std::fs::read(&temp).unwrap() == data);
+    s.kill9();
+
+    s3.resume().unwrap();
+    rt().block_on(s3.create_bucket(BUCKET)).unwrap();
+    s.restart();
+    let u = upload(&s, id);
+    assert_eq!(u["status"], "partial", "{u:#}");
+    assert_eq!(u["sha256"], sha256_hex(&data), "{u:#}");
+    assert_eq!(
+        bucket_bytes(&s3, &sha256_hex(&data)).as_deref(),
+        Some(data.as_slice()),
+        "reconciliation stored the waiting bytes in the bucket"
+    );
+    assert!(!temp.exists());
+    assert!(s.upload_bytes(id) == data);
+}
