@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use telegaz_sim::ftp::{Link, Transfer, upload};
 use telegaz_sim::{Account, accounts, fleet_units};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Bytes of each burst file (at most; the archive is cut at a whole hour).
@@ -256,14 +256,21 @@ pub async fn verify_telegaz(
             v.problem(format!("upload #{}: no SHA-256", u.id.0));
             continue;
         };
-        let path = spool.object_path(sha);
-        match std::fs::read(&path) {
-            Ok(b) if b == *job.data && u.size == job.data.len() as u64 => v.identical += 1,
+        let mut stored = Vec::new();
+        let read = match spool.open_object(sha).await {
+            Ok(mut r) => r
+                .read_to_end(&mut stored)
+                .await
+                .map_err(|e| spool.read_error(sha, e)),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(_) if stored == *job.data && u.size == job.data.len() as u64 => v.identical += 1,
             Ok(_) => v.problem(format!(
                 "upload #{}: stored bytes differ from the sent ones",
                 u.id.0
             )),
-            Err(e) => v.problem(format!("{}: {e}", path.display())),
+            Err(e) => v.problem(e.to_string()),
         }
     }
     Ok(v)

@@ -259,8 +259,8 @@ async fn run_telegaz(
             .find(|u| u.original_name == "big.bin" && u.device.as_deref() == Some(login.as_str()))
             .context("no upload big.bin")?;
         let sha = u.sha256.as_ref().context("no SHA-256")?;
-        let spool = telegaz_spool::Spool::open(data_dir.join("spool"))?;
-        file_sha(&spool.object_path(sha))
+        let objects = telegaz_spool::LocalStore::open(data_dir.join("spool").join("objects"))?;
+        file_sha(&objects.object_path(sha))
     })
     .await;
     tg.process.check_alive()?;

@@ -7,6 +7,7 @@
 //! 4. command-line flags.
 
 mod port_range;
+mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use port_range::{InvalidPortRange, PortRange};
+pub use storage::{RawStorageKind, S3Config, StorageConfig};
 
 /// A configuration that cannot be used, with what to change.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,8 @@ pub struct Config {
     /// Where alert notifications go (`[[notifier]]` tables: e-mail, webhook,
     /// Telegram, MQTT); read by `telegaz-notify`, which checks them.
     pub notifier: Vec<RawNotifier>,
+    /// Where committed raw files are kept: the local spool (default) or S3.
+    pub storage: StorageConfig,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             delivery_policy: DeliveryPolicyConfig::default(),
             alerts: AlertsConfig::default(),
             notifier: Vec::new(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -485,6 +490,7 @@ const ENV_SECTIONS: &[&str] = &[
     "delivery",
     "delivery_policy",
     "alerts",
+    "storage",
 ];
 
 /// The SMTP password is taken from the environment as it is: figment would read
@@ -503,6 +509,11 @@ impl Config {
     fn figment(file: Option<&Path>, overrides: &Overrides) -> Result<Figment, ConfigError> {
         let env_file = std::env::var_os("TELEGAZ_CONFIG").map(PathBuf::from);
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        for (var, key) in storage::ENV_AWS {
+            if let Ok(value) = std::env::var(var) {
+                fig = fig.merge(Serialized::default(key, value));
+            }
+        }
         match file.map(Path::to_owned).or(env_file) {
             Some(path) => {
                 if !path.is_file() {
@@ -521,10 +532,18 @@ impl Config {
             let first = key.as_str().split('.').next().unwrap_or("");
             ENV_SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(first))
                 && !key.as_str().eq_ignore_ascii_case("smtp.password")
+                && !storage::ENV_SECRETS
+                    .iter()
+                    .any(|(_, k)| key.as_str().eq_ignore_ascii_case(k))
         });
         fig = fig.merge(env);
         if let Ok(password) = std::env::var(ENV_SMTP_PASSWORD) {
             fig = fig.merge(Serialized::default("smtp.password", password));
+        }
+        for (var, key) in storage::ENV_SECRETS {
+            if let Ok(value) = std::env::var(var) {
+                fig = fig.merge(Serialized::default(key, value));
+            }
         }
         Ok(fig.merge(Serialized::defaults(overrides.clone())))
     }
@@ -593,6 +612,9 @@ impl Config {
             ));
         }
         validate_delivery(&self.smtp, &self.delivery, &self.delivery_policy)
+            .map_err(ConfigError::Invalid)?;
+        self.storage
+            .validate(self.ftp.max_file_size)
             .map_err(ConfigError::Invalid)?;
         Ok(self)
     }
@@ -970,6 +992,18 @@ mod tests {
         Config::load(None, overrides).map_err(|e| e.to_string())
     }
 
+    /// Each file is refused with a message that contains its needle.
+    fn assert_each_rejected(cases: &[(String, &str)]) {
+        for (file, needle) in cases {
+            Jail::expect_with(|jail| {
+                jail.create_file("telegaz.toml", file)?;
+                let e = load(&Overrides::default()).unwrap_err();
+                assert!(e.contains(needle), "{file}\n→ {e}");
+                Ok(())
+            });
+        }
+    }
+
     #[test]
     fn defaults_work_without_any_file() {
         Jail::expect_with(|_jail| {
@@ -1209,14 +1243,109 @@ mod tests {
                 "catch_up_days",
             ),
         ];
-        for (file, needle) in cases {
-            Jail::expect_with(|jail| {
-                jail.create_file("telegaz.toml", &file)?;
-                let e = load(&Overrides::default()).unwrap_err();
-                assert!(e.contains(needle), "{file}\n→ {e}");
-                Ok(())
-            });
-        }
+        assert_each_rejected(&cases);
+    }
+
+    #[test]
+    fn s3_storage_from_file_and_env_with_secrets_kept_out_of_debug() {
+        Jail::expect_with(|jail| {
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.storage.raw, RawStorageKind::Local, "local by default");
+            jail.create_file(
+                "telegaz.toml",
+                r#"
+                [storage]
+                raw = "s3"
+                retry_interval = "5s"
+                [storage.s3]
+                endpoint = "http://127.0.0.1:9000"
+                bucket = "telegaz-raw"
+                prefix = "site-a/"
+                access_key_id = "from-file"
+                secret_access_key = "file-secret"
+                "#,
+            )?;
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.storage.raw, RawStorageKind::S3);
+            assert_eq!(c.storage.retry_interval, Duration::from_secs(5));
+            assert_eq!(c.storage.s3.region, "us-east-1");
+            assert!(c.storage.s3.path_style);
+            assert_eq!(c.storage.s3.access_key_id.as_deref(), Some("from-file"));
+            jail.set_env("TELEGAZ_STORAGE__S3__BUCKET", "other-bucket");
+            jail.set_env("TELEGAZ_STORAGE__S3__ACCESS_KEY_ID", "123456");
+            jail.set_env("TELEGAZ_STORAGE__S3__SECRET_ACCESS_KEY", "000111");
+            jail.set_env("TELEGAZ_STORAGE__S3__PATH_STYLE", "false");
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.storage.s3.bucket, "other-bucket");
+            assert!(!c.storage.s3.path_style);
+            assert_eq!(c.storage.s3.access_key_id.as_deref(), Some("123456"));
+            assert_eq!(
+                c.storage.s3.secret_access_key.as_ref().map(Secret::expose),
+                Some("000111"),
+                "a numeric-looking secret is taken as it is"
+            );
+            let debug = format!("{c:?}");
+            assert!(!debug.contains("000111"), "{debug}");
+            let shown = toml::to_string(&c).unwrap();
+            assert!(!shown.contains("000111"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn aws_variables_are_below_the_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AWS_ACCESS_KEY_ID", "aws-key");
+            jail.set_env("AWS_SECRET_ACCESS_KEY", "aws-secret");
+            jail.create_file(
+                "telegaz.toml",
+                "[storage]\nraw = \"s3\"\n[storage.s3]\nendpoint = \"https://s3.example.ru\"\nbucket = \"raw\"\n",
+            )?;
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.storage.s3.access_key_id.as_deref(), Some("aws-key"));
+            assert_eq!(
+                c.storage.s3.secret_access_key.as_ref().map(Secret::expose),
+                Some("aws-secret")
+            );
+            jail.set_env("TELEGAZ_STORAGE__S3__ACCESS_KEY_ID", "telegaz-key");
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.storage.s3.access_key_id.as_deref(), Some("telegaz-key"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_storage_settings_are_explained() {
+        let s3 = |extra: &str| {
+            format!(
+                "[storage]\nraw = \"s3\"\n[storage.s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"raw\"\n{extra}"
+            )
+        };
+        let cases = [
+            ("[storage]\nraw = \"ftp\"\n".to_string(), "ftp"),
+            (
+                "[storage]\nraw = \"s3\"\n".to_string(),
+                "storage.s3.endpoint",
+            ),
+            (
+                s3("").replace("http://127.0.0.1:9000", "s3.example.ru"),
+                "http://",
+            ),
+            (
+                s3("").replace("\"raw\"\n", "\"Raw_Files\"\n"),
+                "storage.s3.bucket",
+            ),
+            (s3("region = \"\""), "storage.s3.region"),
+            (s3("access_key_id = \"k\""), "go together"),
+            (s3("timeout = \"0s\""), "storage.s3.timeout"),
+            (s3("buckit = \"x\""), "buckit"),
+            (s3("[ftp]\nmax_file_size = 6000000000"), "5 GiB"),
+            (
+                "[storage]\nretry_interval = \"0s\"\n".to_string(),
+                "retry_interval",
+            ),
+        ];
+        assert_each_rejected(&cases);
     }
 
     #[test]

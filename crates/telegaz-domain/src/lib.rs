@@ -28,5 +28,21 @@ pub use upload::{
 };
 pub use user::{ApiToken, Role, User, UserId, UserName, WebSession};
 
+/// An error and its sources, each once: `a: b: c` (for messages that must say
+/// what actually went wrong, e.g. "connection refused" under "request failed").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// A point in time (UTC), as used throughout the model.
 pub type Timestamp = jiff::Timestamp;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub(crate) use telegaz_domain::error_chain;
+
 /// Sending a notification (or making a notifier) failed.
 ///
 /// Messages name the notifier and what to check; they never hold a secret
@@ -100,21 +102,6 @@ pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
         if !s.is_empty() {
             out = out.replace(s, "[REDACTED]");
         }
-    }
-    out
-}
-
-/// The error and its sources, each once.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
     }
     out
 }

@@ -1,9 +1,9 @@
 //! The receiver: device accounts, each device's namespace, and uploads that are
 //! durable before they are acknowledged. It is the FTP engine's [`Backend`].
 
-use std::io::SeekFrom;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -19,7 +19,7 @@ use telegaz_ftp::{
 };
 use telegaz_spool::{Spool, SpoolError, TempFile};
 use telegaz_store::{Database, StoreError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Semaphore;
 
 use crate::audit::AuditLog;
@@ -48,6 +48,10 @@ struct Inner {
     /// Password checks are deliberately expensive; bound how many run at once.
     verify_slots: Semaphore,
     max_file_size: u64,
+    /// Uploads whose bytes the raw store did not take (object store away): the
+    /// client heard 451, the bytes wait in the spool's `incoming/`, and
+    /// [`Receiver::retry_unsettled`] stores them (as partial, with this reason).
+    unsettled: Mutex<BTreeMap<UploadId, PartialReason>>,
 }
 
 /// Receives device uploads. Cheap to clone.
@@ -152,12 +156,96 @@ impl Receiver {
                 throttle: LoginThrottle::new(settings.login_policy),
                 verify_slots: Semaphore::new(cpus),
                 max_file_size: settings.max_file_size,
+                unsettled: Mutex::new(BTreeMap::new()),
             }),
         }
     }
 
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    /// Uploads waiting for the raw store to take their bytes.
+    pub fn unsettled(&self) -> Vec<UploadId> {
+        self.inner
+            .unsettled
+            .lock()
+            .map(|u| u.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn set_unsettled(&self, id: UploadId, reason: Option<PartialReason>) {
+        if let Ok(mut u) = self.inner.unsettled.lock() {
+            match reason {
+                Some(r) => u.insert(id, r),
+                None => u.remove(&id),
+            };
+            metrics::gauge!("telegaz_uploads_awaiting_storage").set(u.len() as f64);
+        }
+    }
+
+    /// Store the bytes of uploads the raw store did not take when they ended
+    /// (their clients heard 451) and close their records as partial. Stops at
+    /// the first one the store still refuses. Returns how many were stored.
+    pub async fn retry_unsettled(&self) -> usize {
+        let pending: Vec<(UploadId, PartialReason)> = match self.inner.unsettled.lock() {
+            Ok(u) => u.iter().map(|(id, r)| (*id, r.clone())).collect(),
+            Err(_) => return 0,
+        };
+        let inner = &self.inner;
+        let mut stored = 0;
+        for (id, reason) in pending {
+            let c = match inner.spool.commit_existing_temp(id.0).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(upload_id = id.0, error = %e, "still cannot store an upload's bytes; trying again later");
+                    break;
+                }
+            };
+            let finish = UploadFinish::partial(c.size, c.sha256, &reason, Timestamp::now());
+            if let Err(e) = inner.db.finish_upload(id, &finish).await {
+                tracing::warn!(upload_id = id.0, error = %e, "stored an upload's bytes but cannot record it yet; trying again later");
+                continue;
+            }
+            if let Err(e) = inner.spool.remove_temp(id.0).await {
+                tracing::warn!(upload_id = id.0, error = %e, "cannot remove a temporary spool file; it will be cleaned up at start-up");
+            }
+            self.set_unsettled(id, None);
+            tracing::info!(
+                upload_id = id.0,
+                bytes = c.size,
+                "the bytes of an upload refused earlier are stored now; kept as partial"
+            );
+            let mut e = NewAuditEvent::new(AuditKind::UploadFinished, "partial");
+            e.upload_id = Some(id);
+            e.detail = format!(
+                "{} bytes, sha256 {}, stored after the raw store came back; the client heard 451: {reason}",
+                c.size, c.sha256
+            );
+            inner.audit.record(e).await;
+            stored += 1;
+        }
+        stored
+    }
+
+    /// Call [`Receiver::retry_unsettled`] every `interval` until `stop` turns true.
+    pub async fn run_retries(
+        self,
+        interval: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if !self.unsettled().is_empty() {
+                self.retry_unsettled().await;
+            }
+        }
     }
 
     async fn check_password(
@@ -621,15 +709,12 @@ impl Backend for Receiver {
         let sha = file
             .sha256
             .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-        let mut f = self
+        let f = self
             .inner
             .spool
-            .open_object(&sha)
+            .open_object_at(&sha, offset)
             .await
             .map_err(spool_to_fs)?;
-        f.seek(SeekFrom::Start(offset))
-            .await
-            .map_err(|e| FsError::Local(e.to_string()))?;
         Ok(Box::new(f))
     }
 }
@@ -645,10 +730,10 @@ async fn copy_prefix(
     let mut buf = vec![0u8; 64 * 1024];
     let mut copied = 0u64;
     loop {
-        let n = reader.read(&mut buf).await.map_err(|e| SpoolError::Io {
-            path: spool.object_path(sha),
-            source: e,
-        })?;
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| spool.read_error(sha, e))?;
         if n == 0 {
             break;
         }
@@ -656,8 +741,8 @@ async fn copy_prefix(
         copied += n as u64;
     }
     if copied < len {
-        return Err(SpoolError::Inconsistent {
-            path: spool.object_path(sha),
+        return Err(SpoolError::ObjectInconsistent {
+            location: spool.object_location(sha),
             detail: format!("expected at least {len} bytes to continue from, found {copied}"),
         });
     }
@@ -719,11 +804,15 @@ impl DeviceUpload {
             Err(e) => {
                 tracing::error!(upload_id = id.0, error = %e, "cannot make an upload durable");
                 // Try once more to keep what reached the disk, as partial.
+                let reason = PartialReason::StorageError(e.to_string());
                 if let Ok(c) = inner.spool.commit_existing_temp(id.0).await {
-                    let reason = PartialReason::StorageError(e.to_string());
                     let finish = UploadFinish::partial(c.size, c.sha256, &reason, Timestamp::now());
                     let _ = inner.db.finish_upload(id, &finish).await;
                     let _ = inner.spool.remove_temp(id.0).await;
+                } else {
+                    // The raw store is away (object store unreachable): the bytes
+                    // wait in the temporary file and are stored when it is back.
+                    self.receiver.set_unsettled(id, Some(reason));
                 }
                 return Err(spool_to_fs(e));
             }

@@ -111,10 +111,8 @@ pub async fn reconcile(
     }
 
     // 3. Objects and the records that refer to them.
-    let (objects, strangers) = spool.list_objects()?;
-    report
-        .strangers
-        .extend(strangers.iter().map(|p| p.display().to_string()));
+    let (objects, strangers) = spool.list_objects().await?;
+    report.strangers.extend(strangers);
     let objects: HashSet<Sha256Digest> = objects.into_iter().collect();
     let referenced: HashSet<Sha256Digest> = db.referenced_digests().await?.into_iter().collect();
     let mut orphans: Vec<&Sha256Digest> = objects.difference(&referenced).collect();
@@ -142,7 +140,7 @@ pub async fn reconcile(
     missing.sort_unstable();
     for sha in missing {
         for id in db.uploads_by_digest(sha).await? {
-            tracing::error!(upload_id = id.0, sha256 = %sha, path = %spool.object_path(sha).display(),
+            tracing::error!(upload_id = id.0, sha256 = %sha, location = %spool.object_location(sha),
                 "the bytes of a recorded upload are MISSING from the spool; restore them from a backup");
             metrics::counter!("telegaz_spool_missing_files_total").increment(1);
             let mut e = NewAuditEvent::new(AuditKind::MissingFile, "missing");

@@ -1,28 +1,48 @@
 //! The spool: where received bytes live, durably.
 //!
+//! Transfers in progress always stream to the local disk; where the committed
+//! bytes then live is a [`RawStore`]: the local directory (the default,
+//! [`LocalStore`]) or S3-compatible object storage ([`S3Store`]).
+//!
 //! Layout under the spool root:
 //!
 //! ```text
 //! incoming/<upload-id>.part      bytes of a transfer in progress (server-made name)
-//! objects/<aa>/<sha256>          every distinct content, stored once
+//! objects/<aa>/<sha256>          every distinct content, stored once (local store)
 //! ```
 //!
+//! In a bucket the objects have the same names, under the configured prefix:
+//! `<prefix>objects/<aa>/<sha256>`.
+//!
 //! A transfer streams into `incoming/`, hashing as it goes. [`Spool::commit`]
-//! fsyncs the file, hard-links it into `objects/` under its SHA-256 (unless that
-//! content is already there) and fsyncs the directory. The caller records the
-//! upload in the database and only then calls [`Spool::remove_temp`]; so at every
-//! instant either the temporary file or the object (or both) holds the bytes, and a
-//! crash at any point leaves something start-up reconciliation can account for.
+//! fsyncs the file and hands it to the raw store, which returns only once the
+//! bytes are durable there (local: hard link and directory fsync; S3: the PUT
+//! confirmed with the SHA-256 checked by the server and a HEAD). The caller
+//! records the upload in the database and only then calls [`Spool::remove_temp`];
+//! so at every instant either the temporary file or the object (or both) holds
+//! the bytes, and a crash or an unreachable object store at any point leaves
+//! something start-up reconciliation can account for.
 //!
 //! Names clients send never reach the file system: they are metadata only.
 
+mod local;
+mod raw;
+mod s3;
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use telegaz_domain::Sha256Digest;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+pub use local::LocalStore;
+pub use raw::{ObjectReader, RawStore};
+pub use s3::{S3Settings, S3Store};
 
 /// Failures of the spool, with the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +55,24 @@ pub enum SpoolError {
     },
     #[error("spool file {path} is not what was expected: {detail}")]
     Inconsistent { path: PathBuf, detail: String },
+    /// The object store refused or could not be reached. Received bytes stay
+    /// in the spool's `incoming/` directory until it can be written again.
+    #[error(
+        "object store: {doing} {location}: {detail}; check that it is reachable and the \
+         [storage.s3] settings (endpoint, bucket, region, credentials); received files wait \
+         in the spool's incoming directory until it is back"
+    )]
+    ObjectStore {
+        doing: &'static str,
+        location: String,
+        detail: String,
+    },
+    /// The object store holds something other than what its name promises.
+    #[error("stored object {location} is not what was expected: {detail}")]
+    ObjectInconsistent { location: String, detail: String },
+    /// The settings of the object store cannot be used.
+    #[error("object store settings: {0}")]
+    Settings(String),
 }
 
 impl SpoolError {
@@ -52,7 +90,7 @@ impl SpoolError {
                 source.kind() == io::ErrorKind::StorageFull
                     || source.kind() == io::ErrorKind::QuotaExceeded
             }
-            SpoolError::Inconsistent { .. } => false,
+            _ => false,
         }
     }
 }
@@ -68,26 +106,27 @@ pub struct Committed {
     pub newly_stored: bool,
 }
 
-/// The local-directory spool.
+/// The spool: temporary files on the local disk, committed objects in a
+/// [`RawStore`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
     incoming: PathBuf,
-    objects: PathBuf,
+    objects: Arc<dyn RawStore>,
 }
 
 impl Spool {
-    /// Open (creating if needed) the spool under `root`.
+    /// Open (creating if needed) the spool under `root`, objects in `root/objects`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let incoming = root.join("incoming");
-        let objects = root.join("objects");
-        for dir in [&root, &incoming, &objects] {
-            std::fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
-        }
-        for dir in [&root, &incoming, &objects] {
-            sync_dir(dir)?;
-        }
+        let objects = Arc::new(LocalStore::open(root.join("objects"))?);
+        Self::with_raw_store(root, objects)
+    }
+
+    /// Open the spool under `root` for temporary files, with committed objects in `objects`.
+    pub fn with_raw_store(root: impl Into<PathBuf>, objects: Arc<dyn RawStore>) -> Result<Self> {
+        let root = root.into();
+        let incoming = Self::open_incoming(&root)?;
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
         }
@@ -98,17 +137,33 @@ impl Spool {
         })
     }
 
+    fn open_incoming(root: &Path) -> Result<PathBuf> {
+        let incoming = root.join("incoming");
+        for dir in [root, &incoming] {
+            std::fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
+        }
+        for dir in [root, &incoming] {
+            sync_dir(dir)?;
+        }
+        Ok(incoming)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where committed objects are kept.
+    pub fn raw_store(&self) -> &Arc<dyn RawStore> {
+        &self.objects
     }
 
     pub fn temp_path(&self, upload_id: i64) -> PathBuf {
         self.incoming.join(format!("{upload_id}.part"))
     }
 
-    pub fn object_path(&self, sha: &Sha256Digest) -> PathBuf {
-        let hex = sha.to_hex();
-        self.objects.join(&hex[..2]).join(hex)
+    /// Where the object with this digest is (a path or an `s3://` URL), for messages.
+    pub fn object_location(&self, sha: &Sha256Digest) -> String {
+        self.objects.location(sha)
     }
 
     /// Start a temporary file for an upload. Fails if one exists already.
@@ -148,7 +203,7 @@ impl Spool {
         let sha256 = Sha256Digest(temp.hasher.finalize().into());
         let size = temp.size;
         drop(temp.file);
-        let newly_stored = self.link_object(&temp.path, &sha256, size).await?;
+        let newly_stored = self.objects.put_file(&temp.path, &sha256, size).await?;
         Ok(Committed {
             sha256,
             size,
@@ -156,7 +211,8 @@ impl Spool {
         })
     }
 
-    /// Hash an existing temporary file (left by a crash) and store it as an object.
+    /// Hash an existing temporary file (left by a crash, or by an object store
+    /// that was away) and store it as an object.
     pub async fn commit_existing_temp(&self, upload_id: i64) -> Result<Committed> {
         let path = self.temp_path(upload_id);
         self.commit_existing_file(&path).await
@@ -167,49 +223,15 @@ impl Spool {
             .await
             .map_err(|e| SpoolError::io(path, e))?;
         file.sync_all().await.map_err(|e| SpoolError::io(path, e))?;
-        let (sha256, size) = hash_reader(file, path).await?;
-        let newly_stored = self.link_object(path, &sha256, size).await?;
+        let (sha256, size) = hash_reader(file)
+            .await
+            .map_err(|e| SpoolError::io(path, e))?;
+        let newly_stored = self.objects.put_file(path, &sha256, size).await?;
         Ok(Committed {
             sha256,
             size,
             newly_stored,
         })
-    }
-
-    async fn link_object(&self, temp: &Path, sha: &Sha256Digest, size: u64) -> Result<bool> {
-        let obj = self.object_path(sha);
-        let dir = obj
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_else(|| self.objects.clone());
-        let temp = temp.to_owned();
-        let objects = self.objects.clone();
-        run_blocking(move || {
-            if !dir.exists() {
-                std::fs::create_dir_all(&dir).map_err(|e| SpoolError::io(&dir, e))?;
-                sync_dir(&objects)?;
-            }
-            let newly = match std::fs::hard_link(&temp, &obj) {
-                Ok(()) => true,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let existing = std::fs::metadata(&obj).map_err(|e| SpoolError::io(&obj, e))?;
-                    if existing.len() != size {
-                        return Err(SpoolError::Inconsistent {
-                            path: obj,
-                            detail: format!(
-                                "object has {} bytes, content with this SHA-256 has {size}",
-                                existing.len()
-                            ),
-                        });
-                    }
-                    false
-                }
-                Err(e) => return Err(SpoolError::io(&obj, e)),
-            };
-            sync_dir(&dir)?;
-            Ok(newly)
-        })
-        .await
     }
 
     /// Remove an upload's temporary file once its record is final.
@@ -223,36 +245,44 @@ impl Spool {
     }
 
     pub async fn object_exists(&self, sha: &Sha256Digest) -> Result<bool> {
-        let path = self.object_path(sha);
-        tokio::fs::try_exists(&path)
-            .await
-            .map_err(|e| SpoolError::io(&path, e))
+        self.objects.exists(sha).await
+    }
+
+    /// The size of stored content; `None` when it is not stored.
+    pub async fn object_size(&self, sha: &Sha256Digest) -> Result<Option<u64>> {
+        self.objects.size(sha).await
     }
 
     /// Open stored content for reading.
-    pub async fn open_object(&self, sha: &Sha256Digest) -> Result<File> {
-        let path = self.object_path(sha);
-        File::open(&path)
-            .await
-            .map_err(|e| SpoolError::io(&path, e))
+    pub async fn open_object(&self, sha: &Sha256Digest) -> Result<ObjectReader> {
+        self.objects.open(sha, 0).await
+    }
+
+    /// Open stored content for reading from byte `offset` on.
+    pub async fn open_object_at(&self, sha: &Sha256Digest, offset: u64) -> Result<ObjectReader> {
+        self.objects.open(sha, offset).await
     }
 
     /// Read the first `len` bytes of stored content.
     pub async fn read_prefix(&self, sha: &Sha256Digest, len: u64) -> Result<Vec<u8>> {
-        let path = self.object_path(sha);
         let file = self.open_object(sha).await?;
         let mut buf = Vec::new();
         file.take(len)
             .read_to_end(&mut buf)
             .await
-            .map_err(|e| SpoolError::io(&path, e))?;
+            .map_err(|e| self.read_error(sha, e))?;
         if (buf.len() as u64) < len {
-            return Err(SpoolError::Inconsistent {
-                path,
+            return Err(SpoolError::ObjectInconsistent {
+                location: self.object_location(sha),
                 detail: format!("expected at least {len} bytes, found {}", buf.len()),
             });
         }
         Ok(buf)
+    }
+
+    /// The error of a failed read of stored content.
+    pub fn read_error(&self, sha: &Sha256Digest, source: io::Error) -> SpoolError {
+        self.objects.read_error(sha, source)
     }
 
     /// Upload ids of temporary files present now (left over after a crash when
@@ -279,44 +309,18 @@ impl Spool {
         Ok((ids, strangers))
     }
 
-    /// Every stored object, by digest. Files that are not named by a digest are
-    /// returned separately.
-    pub fn list_objects(&self) -> Result<(Vec<Sha256Digest>, Vec<PathBuf>)> {
-        let mut digests = Vec::new();
-        let mut strangers = Vec::new();
-        let top = std::fs::read_dir(&self.objects).map_err(|e| SpoolError::io(&self.objects, e))?;
-        for sub in top {
-            let sub = sub.map_err(|e| SpoolError::io(&self.objects, e))?;
-            let sub_path = sub.path();
-            if !sub_path.is_dir() {
-                strangers.push(sub_path);
-                continue;
-            }
-            let rd = std::fs::read_dir(&sub_path).map_err(|e| SpoolError::io(&sub_path, e))?;
-            for entry in rd {
-                let entry = entry.map_err(|e| SpoolError::io(&sub_path, e))?;
-                let path = entry.path();
-                match path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.parse::<Sha256Digest>().ok())
-                {
-                    Some(d) if sub.file_name().to_str() == Some(&d.to_hex()[..2]) => {
-                        digests.push(d)
-                    }
-                    _ => strangers.push(path),
-                }
-            }
-        }
+    /// Every stored object, by digest, sorted. Entries that are not named by a
+    /// digest are returned separately (as paths or `s3://` URLs).
+    pub async fn list_objects(&self) -> Result<(Vec<Sha256Digest>, Vec<String>)> {
+        let (mut digests, strangers) = self.objects.list().await?;
         digests.sort_unstable();
         Ok((digests, strangers))
     }
 
     /// Hash stored content again (for verification).
     pub async fn hash_object(&self, sha: &Sha256Digest) -> Result<(Sha256Digest, u64)> {
-        let path = self.object_path(sha);
         let file = self.open_object(sha).await?;
-        hash_reader(file, &path).await
+        hash_reader(file).await.map_err(|e| self.read_error(sha, e))
     }
 }
 
@@ -411,15 +415,14 @@ impl TempFile {
 /// See [`TempFile::injected_disk_full`] (debug builds only).
 pub const FAULT_DISK_FULL: &str = "FAULT_DISK_FULL";
 
-async fn hash_reader(mut file: File, path: &Path) -> Result<(Sha256Digest, u64)> {
+async fn hash_reader(
+    mut file: impl tokio::io::AsyncRead + Unpin,
+) -> io::Result<(Sha256Digest, u64)> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file
-            .read(&mut buf)
-            .await
-            .map_err(|e| SpoolError::io(path, e))?;
+        let n = file.read(&mut buf).await?;
         if n == 0 {
             break;
         }
@@ -481,7 +484,7 @@ mod tests {
         assert!(!c2.newly_stored, "same content is stored once");
         spool.remove_temp(2).await.unwrap();
 
-        let (objs, strangers) = spool.list_objects().unwrap();
+        let (objs, strangers) = spool.list_objects().await.unwrap();
         assert_eq!(objs, vec![c.sha256]);
         assert!(strangers.is_empty());
         assert_eq!(spool.read_prefix(&c.sha256, 5).await.unwrap(), b"hello");

@@ -13,7 +13,6 @@ use telegaz_config::Config;
 use telegaz_domain::{Role, UserName};
 use telegaz_ingest::Ingestor;
 use telegaz_sim::{Account, Clock, FleetConfig, Schedule, SimUnit, Unit, UnitParams, lis200};
-use telegaz_spool::Spool;
 use telegaz_store::{Database, DeviceUpdate, NewUser, UserUpdate};
 
 use crate::cli::ServeArgs;
@@ -105,8 +104,7 @@ async fn demo_user(db: &dyn Database, password: &str) -> anyhow::Result<()> {
 pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
     crate::logging::init_server(&config.log);
     let db = crate::cli::open_db(&config).await?;
-    let spool = Spool::open(config.spool_dir())
-        .with_context(|| format!("cannot open the spool {}", config.spool_dir().display()))?;
+    let spool = crate::raw_store::open_spool(&config)?;
 
     // The units: accounts with passwords from the seed, one corrector each.
     let passwords = telegaz_sim::accounts::generate(SITES.len() as u32, "demo-", args.seed);

@@ -64,7 +64,7 @@ async fn device(db: &dyn Database, name: &str) -> anyhow::Result<Device> {
 }
 
 fn ingestor(config: &Config, db: Arc<dyn Database>) -> anyhow::Result<Ingestor> {
-    let spool = Spool::open(config.spool_dir())?;
+    let spool = crate::raw_store::open_spool(config)?;
     Ok(Ingestor::new(db, spool, crate::profiles::load(config)))
 }
 
@@ -216,7 +216,7 @@ async fn process_all(
 pub async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let db = crate::cli::open_db(config).await?;
     let device = device(&*db, &args.device).await?;
-    let spool = Spool::open(config.spool_dir())?;
+    let spool = crate::raw_store::open_spool(config)?;
     let mut ids = Vec::new();
     for f in &args.files {
         ids.push(store_file(&*db, &spool, &device, f).await?);

@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::Subcommand;
 use telegaz_config::Config;
 use telegaz_domain::{UploadId, UploadStatus};
-use telegaz_spool::Spool;
 use telegaz_store::UploadFilter;
 use tokio::io::AsyncReadExt;
 
@@ -102,7 +101,7 @@ pub async fn run(config: &Config, cmd: UploadsCommand) -> anyhow::Result<()> {
             let sha = upload.sha256.with_context(|| {
                 format!("upload #{id} is still being received; its bytes are not stored yet")
             })?;
-            let spool = Spool::open(config.spool_dir())?;
+            let spool = crate::raw_store::open_spool(config)?;
             let mut file = spool.open_object(&sha).await?;
             let mut out = std::io::stdout().lock();
             let mut buf = vec![0u8; 256 * 1024];

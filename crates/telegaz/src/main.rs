@@ -14,6 +14,7 @@ mod cmd_user;
 mod logging;
 mod notifiers;
 mod profiles;
+mod raw_store;
 mod serve;
 mod timearg;
 

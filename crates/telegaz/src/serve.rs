@@ -4,7 +4,6 @@ use anyhow::Context;
 use telegaz_auth::ThrottlePolicy;
 use telegaz_config::Config;
 use telegaz_receiver::{AuditLog, Receiver, ReceiverSettings, reconcile};
-use telegaz_spool::Spool;
 use tokio::net::TcpListener;
 
 /// Print a line that scripts and tests can wait for.
@@ -77,12 +76,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let config = config.clone();
     let metrics = telegaz_web::install_metrics().map_err(anyhow::Error::msg)?;
     let db = crate::cli::open_db(&config).await?;
-    let spool = Spool::open(config.spool_dir()).with_context(|| {
-        format!(
-            "cannot open the spool {}; check that the data directory is writable",
-            config.spool_dir().display()
-        )
-    })?;
+    let spool = crate::raw_store::open_spool(&config)?;
+    crate::raw_store::check(&config).await?;
     // Set up report delivery before anything starts, so that bad settings stop the start.
     let scheduler = if config.delivery.is_empty() {
         None
@@ -130,6 +125,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Uploads the object store did not take wait in the spool; store them when it is back.
+    tokio::spawn(
+        receiver
+            .clone()
+            .run_retries(config.storage.retry_interval, stop_rx.clone()),
+    );
 
     let web_addr = config.web_listen()?;
     let web_listener = telegaz_web::bind(web_addr).await.with_context(|| {

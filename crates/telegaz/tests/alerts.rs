@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, api_alerts as alerts, content, run_ok, temp_file, viewer_token as token};
+use common::{Server, api_alerts as alerts, content, run_ok, temp_file};
 use serde_json::Value;
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -93,7 +93,7 @@ fn a_unit_that_falls_silent_raises_an_alert_and_its_return_resolves_it() {
         ("TELEGAZ_ALERTS__SILENT_GRACE", "1s"),
         ("TELEGAZ_ALERTS__NOTIFY_RETRY", "200ms"),
     ]);
-    let token = token(&s);
+    let token = s.viewer_token();
     upload(&s, "/first.bin");
     // Silent after 1 s + 1 s without contact: one alert, shown by the API.
     wait_for("the silent alert", || {
@@ -224,7 +224,7 @@ fn a_notifier_that_is_down_never_holds_up_receiving_or_ingest() {
         ("TELEGAZ_ALERTS__EVALUATE_EVERY", "100ms"),
         ("TELEGAZ_ALERTS__NOTIFY_RETRY", "100ms"),
     ]);
-    let token = token(&s);
+    let token = s.viewer_token();
     // The sample's readings are from January: the unit is silent at once and
     // its last gas day has no hours, so notifications pile up for the dead webhook.
     let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -272,6 +272,22 @@ impl Server {
         }
     }
 
+    /// An API token of a new viewer (`watcher`), for `Authorization: Bearer`.
+    pub fn viewer_token(&self) -> String {
+        self.cli(&[
+            "user",
+            "add",
+            "watcher",
+            "--role",
+            "viewer",
+            "--password",
+            "watcher-password-1",
+        ]);
+        let out = self.cli(&["user", "token", "watcher", "--label", "test"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.trim().rsplit(' ').next().unwrap().to_owned()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.parent().unwrap().join("server.log")).unwrap_or_default()
     }
@@ -350,18 +366,7 @@ fn cli_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> std::process::
 
 /// A new viewer account and an API token for it.
 pub fn viewer_token(s: &Server) -> String {
-    s.cli(&[
-        "user",
-        "add",
-        "watcher",
-        "--role",
-        "viewer",
-        "--password",
-        "watcher-password-1",
-    ]);
-    let out = s.cli(&["user", "token", "watcher", "--label", "test"]);
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_owned()
+    s.viewer_token()
 }
 
 /// `GET /api/v1/alerts{query}` with curl: the alerts it lists.
