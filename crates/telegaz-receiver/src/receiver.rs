@@ -960,7 +960,11 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         path: &VPath,
     ) -> Result<(), FsError> {
-        let (db, device, p) = (self.inner.db.clone(), account.device_id, path.as_str().to_owned());
+        let (db, device, p) = (
+            self.inner.db.clone(),
+            account.device_id,
+            path.as_str().to_owned(),
+        );
         let result = self
             .db_write("making a directory", async move {
                 db.ns_mkdir(device, &p).await
@@ -987,7 +991,11 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         path: &VPath,
     ) -> Result<(), FsError> {
-        let (db, device, p) = (self.inner.db.clone(), account.device_id, path.as_str().to_owned());
+        let (db, device, p) = (
+            self.inner.db.clone(),
+            account.device_id,
+            path.as_str().to_owned(),
+        );
         let result = self
             .db_write("removing a directory", async move {
                 db.ns_rmdir(device, &p).await
@@ -1011,7 +1019,11 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         path: &VPath,
     ) -> Result<(), FsError> {
-        let (db, device, p) = (self.inner.db.clone(), account.device_id, path.as_str().to_owned());
+        let (db, device, p) = (
+            self.inner.db.clone(),
+            account.device_id,
+            path.as_str().to_owned(),
+        );
         let result = self
             .db_write(
                 "deleting a file",
