@@ -215,7 +215,7 @@ fn postgres_goes_away_during_uploads(admin_url: &str) {
     );
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let url = std::env::var("TELEGAZ_TEST_POSTGRES_URL")
         .ok()
