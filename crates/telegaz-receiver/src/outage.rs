@@ -177,6 +177,13 @@ impl OutageJournal {
         .map_err(|e| OutageError::io(&self.dir, std::io::Error::other(e.to_string())))?
     }
 
+    /// Whether a record with this key exists (true when that cannot be told).
+    pub(crate) async fn contains(&self, key: i64) -> bool {
+        tokio::fs::try_exists(self.path_of(key))
+            .await
+            .unwrap_or(true)
+    }
+
     /// Remove a record once the database holds it.
     pub(crate) async fn remove(&self, key: i64) -> Result<(), OutageError> {
         let path = self.path_of(key);

@@ -225,6 +225,26 @@ impl Receiver {
         &self.inner.health
     }
 
+    /// A server-made name for a journalled upload that no sidecar or
+    /// temporary file has (keys of an earlier run are not reused).
+    async fn next_outage_key(&self) -> i64 {
+        let inner = &self.inner;
+        let mut key = inner.next_key.fetch_sub(1, Ordering::AcqRel);
+        // Bounded: when the directories cannot be read, writing the sidecar
+        // or the temporary file fails with a message of its own.
+        for _ in 0..1000 {
+            let taken = inner.journal.contains(key).await
+                || tokio::fs::try_exists(inner.spool.temp_path(key))
+                    .await
+                    .unwrap_or(true);
+            if !taken {
+                break;
+            }
+            key = inner.next_key.fetch_sub(1, Ordering::AcqRel);
+        }
+        key
+    }
+
     /// A database read on the FTP path, bounded by `database_wait`.
     async fn db_read<T>(
         &self,
@@ -370,7 +390,6 @@ impl Receiver {
     /// every second whether it is back and records what waits.
     pub async fn run_outage_tasks(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         const TICK: Duration = Duration::from_secs(1);
-        const LATE_WAIT: Duration = Duration::from_secs(120);
         let inner = &self.inner;
         let mut last_refresh = Instant::now();
         loop {
@@ -393,55 +412,70 @@ impl Receiver {
                 }
                 continue;
             }
-            let probe = tokio::time::timeout(
-                inner.database_wait.max(Duration::from_secs(5)),
-                inner.db.check_writable(),
-            )
-            .await;
-            match probe {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    inner
-                        .health
-                        .mark_down(&format!("checking the database: {e}"));
-                    continue;
-                }
-                Err(_) => {
-                    inner.health.mark_down("checking the database: no answer");
-                    continue;
-                }
-            }
-            // Writes given up on may still land; let them end first, so that
-            // the replay sees what they recorded.
-            let waited = Instant::now();
-            while inner.late_writes.load(Ordering::Acquire) > 0 && waited.elapsed() < LATE_WAIT {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            match self.replay_outage(false).await {
-                Ok(r) => {
-                    if !r.recorded.is_empty() || r.already > 0 {
-                        tracing::info!(
-                            recorded = r.recorded.len(),
-                            already = r.already,
-                            in_progress = r.left,
-                            "outage journal replayed"
-                        );
-                    }
-                    inner.health.mark_up();
-                    last_refresh = Instant::now();
-                    if let Err(e) = self.refresh_devices().await {
-                        tracing::warn!(error = %e, "cannot refresh the device cache");
+            tokio::select! {
+                recovered = self.recover_once() => {
+                    if recovered {
+                        last_refresh = Instant::now();
                     }
                 }
-                Err(e) if e.is_unavailable() => {
-                    inner.health.mark_down(&e.to_string());
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One look at an unavailable database (or waiting uploads): when it
+    /// takes writes again, record what the journal holds. True when it did.
+    async fn recover_once(&self) -> bool {
+        // Longer than SQLite's busy timeout: one probe at a time, which ends
+        // as soon as a lock is released.
+        const PROBE_WAIT: Duration = Duration::from_secs(35);
+        const LATE_WAIT: Duration = Duration::from_secs(120);
+        let inner = &self.inner;
+        match tokio::time::timeout(PROBE_WAIT, inner.db.check_writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                inner
+                    .health
+                    .mark_down(&format!("checking the database: {e}"));
+                return false;
+            }
+            Err(_) => {
+                inner.health.mark_down("checking the database: no answer");
+                return false;
+            }
+        }
+        // Writes given up on may still land; let them end first, so that
+        // the replay sees what they recorded.
+        let waited = Instant::now();
+        while inner.late_writes.load(Ordering::Acquire) > 0 && waited.elapsed() < LATE_WAIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match self.replay_outage(false).await {
+            Ok(r) => {
+                if !r.recorded.is_empty() || r.already > 0 {
+                    tracing::info!(
+                        recorded = r.recorded.len(),
+                        already = r.already,
+                        in_progress = r.left,
+                        "outage journal replayed"
+                    );
                 }
-                Err(e) => {
-                    // A record that cannot be read stays for an operator; the
-                    // database itself is fine.
-                    tracing::error!(error = %e, "cannot record an upload from the outage journal");
-                    inner.health.mark_up();
+                inner.health.mark_up();
+                if let Err(e) = self.refresh_devices().await {
+                    tracing::warn!(error = %e, "cannot refresh the device cache");
                 }
+                true
+            }
+            Err(e) if e.is_unavailable() => {
+                inner.health.mark_down(&e.to_string());
+                false
+            }
+            Err(e) => {
+                // A record that cannot be read stays for an operator; the
+                // database itself is fine.
+                tracing::error!(error = %e, "cannot record an upload from the outage journal");
+                inner.health.mark_up();
+                true
             }
         }
     }
@@ -719,7 +753,7 @@ impl Receiver {
             session: Some(session.id.clone()),
             started_at: db_time(Timestamp::now()),
         });
-        let key = inner.next_key.fetch_sub(1, Ordering::AcqRel);
+        let key = self.next_outage_key().await;
         let record = outage_record(key, None, account, &new);
         if let Err(e) = inner.journal.write(&record).await {
             tracing::error!(error = %e, "cannot write to the outage journal");
@@ -1252,7 +1286,7 @@ impl DeviceUpload {
             Err(DbFail::Unavailable) => {
                 // The bytes are durable in the spool; the journal keeps the
                 // end until the database is back.
-                let key = inner.next_key.fetch_sub(1, Ordering::AcqRel);
+                let key = receiver.next_outage_key().await;
                 let record = outage_record(key, Some(id), &account, &new);
                 return journal_end(&receiver, &session, &account, record, &finish, received).await;
             }
