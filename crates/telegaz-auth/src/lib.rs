@@ -11,6 +11,7 @@ mod throttle;
 
 pub use networks::{InvalidNetwork, NetworkAllowList};
 pub use password::{
-    PasswordError, dummy_verify, generate_password, hash_password, verify_password,
+    GENERATED_PARAMS, PasswordError, dummy_verify, generate_password, hash_device_password,
+    hash_generated_password, hash_password, verify_password,
 };
 pub use throttle::{BlockScope, Blocked, LoginThrottle, ThrottlePolicy};

@@ -24,8 +24,51 @@ pub enum PasswordError {
 /// Longest password we accept for a device account.
 pub const MAX_PASSWORD_LEN: usize = 64;
 
-/// Hash a password with argon2id (default OWASP parameters) and a random salt.
+/// Hash a password a person chose with argon2id (default OWASP parameters:
+/// 19 MiB, t=2) and a random salt. Memory-hard hashing is what keeps a
+/// guessable password safe if the database leaks.
 pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
+    hash_with(password, Argon2::default())
+}
+
+/// Argon2id parameters for passwords made by [`generate_password`]: the
+/// smallest memory argon2 allows with one lane (8 KiB), one pass.
+///
+/// A generated password has about 92 bits of entropy: even at 10^12 guesses a
+/// second an offline search of half that space takes 10^8 years, however cheap
+/// one guess is. The memory-hard cost of [`hash_password`] buys nothing there,
+/// but on a receiver it is paid at every login: 2,000 units that upload at the
+/// top of the hour cost about 30 ms of a core each with the default
+/// parameters (bench/ftp), so the burst waited on password checks.
+pub const GENERATED_PARAMS: (u32, u32, u32) = (8, 1, 1);
+
+/// Hash a password that [`generate_password`] made (a device password shown
+/// once on its configuration sheet), with [`GENERATED_PARAMS`]. Never use it
+/// for a password a person chose: use [`hash_password`].
+pub fn hash_generated_password(password: &SecretString) -> Result<String, PasswordError> {
+    let (m, t, p) = GENERATED_PARAMS;
+    let params =
+        argon2::Params::new(m, t, p, None).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    hash_with(
+        password,
+        Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params),
+    )
+}
+
+/// A device password's hash: [`hash_generated_password`] for one
+/// [`generate_password`] made, [`hash_password`] for one a person chose.
+pub fn hash_device_password(
+    password: &SecretString,
+    generated: bool,
+) -> Result<String, PasswordError> {
+    if generated {
+        hash_generated_password(password)
+    } else {
+        hash_password(password)
+    }
+}
+
+fn hash_with(password: &SecretString, argon: Argon2<'_>) -> Result<String, PasswordError> {
     let pw = password.expose_secret();
     if pw.is_empty() {
         return Err(PasswordError::Empty);
@@ -36,7 +79,7 @@ pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
         });
     }
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
+    argon
         .hash_password(pw.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hashing(e.to_string()))
@@ -94,11 +137,14 @@ pub fn verify_password(stored_hash: &str, password: &SecretString) -> Result<boo
 }
 
 /// Spend the same time as a real verification, for logins that name no account,
-/// so that response timing does not reveal which logins exist.
+/// so that response timing does not reveal which logins exist. Device
+/// accounts normally hold generated passwords, so the dummy check costs what
+/// checking one of those costs.
 pub fn dummy_verify(password: &SecretString) {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    let hash =
-        DUMMY.get_or_init(|| hash_password(&SecretString::from("telegaz-timing-equaliser")).ok());
+    let hash = DUMMY.get_or_init(|| {
+        hash_generated_password(&SecretString::from("telegaz-timing-equaliser")).ok()
+    });
     if let Some(h) = hash {
         let _ = verify_password(h, password);
     }
@@ -164,6 +210,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn generated_passwords_get_cheap_argon2id_that_the_reference_verifies() {
+        use argon2::password_hash::PasswordVerifier;
+        let pw = generate_password();
+        let h = hash_generated_password(&pw).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{h}");
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(pw.expose_secret().as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(verify_password(&h, &pw).unwrap());
+        assert!(!verify_password(&h, &SecretString::from("wrong")).unwrap());
+        // A chosen password keeps the memory-hard default.
+        let chosen = hash_password(&SecretString::from("Summer2026")).unwrap();
+        assert!(
+            chosen.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{chosen}"
+        );
+        assert!(matches!(
+            hash_generated_password(&SecretString::from("")),
+            Err(PasswordError::Empty)
+        ));
     }
 
     #[test]

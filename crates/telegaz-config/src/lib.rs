@@ -113,6 +113,18 @@ pub struct FtpConfig {
     /// journal (recorded when it is back).
     #[serde(with = "humantime_serde")]
     pub database_wait: Duration,
+    /// Networks of TCP load balancers in front of this receiver. Connections
+    /// from them must start with a PROXY protocol header (v1 or v2), which
+    /// gives the unit's real address for limits, bans, allow-lists and the
+    /// audit trail. Empty (default): no PROXY protocol. Never list networks
+    /// that units connect from directly: the header would let them choose
+    /// their address.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// At shutdown (SIGTERM), how long transfers in flight may run on; new
+    /// connections are refused meanwhile. Transfers still running then are
+    /// ended and kept as partial (reason `shutdown`).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for FtpConfig {
@@ -131,6 +143,8 @@ impl Default for FtpConfig {
             max_command_line: 4096,
             greeting: "Telegaz FTP ready".into(),
             database_wait: Duration::from_secs(3),
+            proxy_protocol_from: Vec::new(),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -3,6 +3,7 @@
 mod backend;
 pub mod names;
 mod path;
+pub mod proxy;
 mod server;
 
 pub use backend::{

@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use crate::backend::{Backend, FsError, SessionInfo, UploadRequest, UploadSink, WriteMode};
 use crate::names::{self, NameEncoding};
 use crate::path::VPath;
+use crate::proxy::{self, ProxySources};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -41,21 +42,89 @@ pub struct EngineConfig {
     pub greeting: String,
     /// After a data connection ends, how long to look for the client having gone.
     pub client_gone_grace: Duration,
+    /// Load balancers whose connections (control, and data if they carry
+    /// them) start with a PROXY protocol header naming the real client.
+    pub proxy_from: ProxySources,
+    /// At shutdown, how long transfers in flight may run on; those still
+    /// running then are ended and kept as partial (reason `shutdown`).
+    pub shutdown_grace: Duration,
 }
+
+/// After the grace period, how long to wait for sessions to record the
+/// transfers they end (the bytes are made durable first).
+const SHUTDOWN_RECORD_WAIT: Duration = Duration::from_secs(30);
+
+/// Wait until `rx` holds `true` (or its sender is gone).
+async fn until_set(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|&v| v).await;
+}
+
+/// How long a balancer has to send its PROXY header.
+const PROXY_HEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// After a data connection ends cleanly, how long to look at the control
 /// connection before committing: a killed client closes both at once.
 pub const CLIENT_GONE_GRACE: Duration = Duration::from_millis(100);
 
-/// Accept connections until `shutdown` changes.
+/// Accept connections until `shutdown` is set; then stop listening (new
+/// connections are refused), close idle sessions with `421`, let transfers in
+/// flight finish for `shutdown_grace`, end those still running as partial, and
+/// return when every session has ended.
 pub async fn serve<B: Backend>(
     listener: TcpListener,
     backend: Arc<B>,
     config: EngineConfig,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
     let counter = Arc::new(Mutex::new(Counter::default()));
+    let sessions = tokio_util::task::TaskTracker::new();
+    // Set when the grace period is over: transfers still running end now.
+    let (cut_tx, cut) = tokio::sync::watch::channel(false);
+    accept(
+        listener, &backend, &config, &counter, &sessions, &shutdown, &cut,
+    )
+    .await;
+    sessions.close();
+    if !sessions.is_empty() {
+        tracing::info!(
+            sessions = sessions.len(),
+            grace_s = config.shutdown_grace.as_secs_f64(),
+            "not accepting connections; waiting for transfers in flight (ftp.shutdown_grace)"
+        );
+    }
+    if tokio::time::timeout(config.shutdown_grace, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            sessions = sessions.len(),
+            "shutdown grace period over: ending the transfers still running (kept as partial, reason shutdown)"
+        );
+        let _ = cut_tx.send(true);
+        if tokio::time::timeout(SHUTDOWN_RECORD_WAIT, sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                sessions = sessions.len(),
+                "sessions did not end after the grace period; their transfers are closed at the next start"
+            );
+        }
+    }
+}
+
+/// The accept loop: runs until `shutdown` is set; the listener is closed when it returns.
+async fn accept<B: Backend>(
+    listener: TcpListener,
+    backend: &Arc<B>,
+    config: &Arc<EngineConfig>,
+    counter: &Arc<Mutex<Counter>>,
+    sessions: &tokio_util::task::TaskTracker,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+    cut: &tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -66,20 +135,42 @@ pub async fn serve<B: Backend>(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = until_set(&mut stop) => return,
         };
         let backend = backend.clone();
         let config = config.clone();
         let counter = counter.clone();
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let cut = cut.clone();
+        sessions.spawn(async move {
+            let mut stream = stream;
             let local = stream
                 .local_addr()
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-            let info = SessionInfo {
+            let mut info = SessionInfo {
                 id: format!("{:016x}", rand::random::<u64>()),
                 peer,
                 local,
             };
+            if config.proxy_from.expects_header(peer.ip()) {
+                match proxy::read_header(&mut stream, PROXY_HEADER_WAIT).await {
+                    Ok(Some(client)) => {
+                        tracing::debug!(session = %info.id, balancer = %peer, client = %client, "PROXY header");
+                        info.peer = client;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        backend
+                            .refused(
+                                &info,
+                                &format!("bad PROXY protocol header from a balancer: {e}"),
+                            )
+                            .await;
+                        return;
+                    }
+                }
+            }
+            let peer = info.peer;
             let slot = match Slot::take(&counter, peer.ip(), &config) {
                 Ok(s) => s,
                 Err(reason) => {
@@ -110,6 +201,8 @@ pub async fn serve<B: Backend>(
                 rnfr: None,
                 data: None,
                 encoding: NameEncoding::Utf8,
+                stop,
+                cut,
             };
             let reason = s.run().await;
             backend
@@ -266,6 +359,10 @@ struct Session<B: Backend> {
     rnfr: Option<VPath>,
     data: Option<DataSetup>,
     encoding: NameEncoding,
+    /// Set when the server stops: no new commands, idle sessions close.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Set when the shutdown grace period is over: transfers end now.
+    cut: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Result of running a transfer.
@@ -297,13 +394,25 @@ impl<B: Backend> Session<B> {
             return "closed before the greeting".into();
         }
         let login_deadline = tokio::time::Instant::now() + self.config.login_timeout;
+        let mut stop = self.stop.clone();
         loop {
             let wait = if self.account.is_none() {
                 login_deadline.saturating_duration_since(tokio::time::Instant::now())
             } else {
                 self.config.idle_timeout
             };
-            let line = match tokio::time::timeout(wait, self.ctl.next()).await {
+            let next = tokio::select! {
+                biased;
+                _ = until_set(&mut stop) => None,
+                r = tokio::time::timeout(wait, self.ctl.next()) => Some(r),
+            };
+            let Some(next) = next else {
+                let _ = self
+                    .reply(421, "Server shutting down; try again later")
+                    .await;
+                return "server shutting down".into();
+            };
+            let line = match next {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => return format!("control connection error: {e}"),
                 Err(_) => {
@@ -688,12 +797,22 @@ impl<B: Backend> Session<B> {
         };
         let wait = self.config.data_connect_timeout;
         let peer_ip = self.info.peer.ip().to_canonical();
+        let balancers = &self.config.proxy_from;
         let result = match setup {
             DataSetup::Passive(listener) => {
                 tokio::time::timeout(wait, async {
                     loop {
                         match listener.accept().await {
                             Ok((s, from)) if from.ip().to_canonical() == peer_ip => return Ok(s),
+                            // Through the balancer: its header names the client.
+                            Ok((mut s, from)) if balancers.expects_header(from.ip()) => {
+                                match proxy::read_header(&mut s, PROXY_HEADER_WAIT).await {
+                                    Ok(Some(client)) if client.ip().to_canonical() == peer_ip => return Ok(s),
+                                    other => {
+                                        tracing::warn!(session = %self.info.id, from = %from, header = ?other, "data connection through the balancer for another client refused");
+                                    }
+                                }
+                            }
                             Ok((_, from)) => {
                                 tracing::warn!(session = %self.info.id, from = %from, "data connection from a foreign address refused");
                             }
@@ -705,7 +824,11 @@ impl<B: Backend> Session<B> {
             }
             DataSetup::Active(addr) => {
                 tokio::time::timeout(wait, async {
-                    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                    let sock = if addr.is_ipv4() {
+                        TcpSocket::new_v4()?
+                    } else {
+                        TcpSocket::new_v6()?
+                    };
                     sock.connect(addr).await
                 })
                 .await
@@ -771,7 +894,16 @@ impl<B: Backend> Session<B> {
             }
         };
         let mut guard = SinkGuard(Some(sink));
-        let Some(mut data) = self.open_data().await? else {
+        let mut cut = self.cut.clone();
+        let data = tokio::select! {
+            d = self.open_data() => d?,
+            _ = until_set(&mut cut) => {
+                guard.abandon(PartialReason::Shutdown).await;
+                self.reply(421, "Server shutting down; try again later").await?;
+                return Ok(Transfer::Closed("server shut down before the transfer began".into()));
+            }
+        };
+        let Some(mut data) = data else {
             guard
                 .abandon(PartialReason::DataConnectionLost(
                     "no data connection".into(),
@@ -791,6 +923,13 @@ impl<B: Backend> Session<B> {
         loop {
             tokio::select! {
                 biased;
+                _ = until_set(&mut cut) => {
+                    guard.abandon(PartialReason::Shutdown).await;
+                    drop(data);
+                    self.reply(426, "Server shutting down; the bytes received are kept").await?;
+                    self.reply(421, "Closing").await?;
+                    return Ok(Transfer::Closed("server shut down during a transfer".into()));
+                }
                 line = self.ctl.next() => {
                     match line {
                         Ok(Line::Command(l)) if is_abort(&l) => {
@@ -1005,6 +1144,7 @@ impl<B: Backend> Session<B> {
         self.reply(150, "Opening data connection").await?;
         let mut buf = vec![0u8; 64 * 1024];
         let stall = self.config.stall_timeout;
+        let mut cut = self.cut.clone();
         loop {
             let n = match reader.read(&mut buf).await {
                 Ok(n) => n,
@@ -1018,6 +1158,12 @@ impl<B: Backend> Session<B> {
             }
             tokio::select! {
                 biased;
+                _ = until_set(&mut cut) => {
+                    drop(data);
+                    self.reply(426, "Server shutting down").await?;
+                    self.reply(421, "Closing").await?;
+                    return Ok(Transfer::Closed("server shut down during a transfer".into()));
+                }
                 line = self.ctl.next() => match line {
                     Ok(Line::Command(l)) if is_abort(&l) => {
                         self.reply(426, "Transfer aborted").await?;

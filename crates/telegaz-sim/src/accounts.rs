@@ -146,7 +146,9 @@ pub async fn register(db: &dyn Database, accounts: &[Account]) -> Result<Registe
                 let hash = if same {
                     None
                 } else {
-                    Some(telegaz_auth::hash_password(&secret).map_err(|e| e.to_string()))
+                    // The units' passwords stand in for generated ones (16
+                    // random-looking characters), hashed as those are.
+                    Some(telegaz_auth::hash_generated_password(&secret).map_err(|e| e.to_string()))
                 };
                 (existing, hash)
             });

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use telegaz_domain::Sha256Digest;
 use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Failures of the spool, with the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +126,7 @@ impl Spool {
             file,
             hasher: Sha256::new(),
             size: 0,
+            unsure: false,
         })
     }
 
@@ -140,6 +141,10 @@ impl Spool {
             .sync_all()
             .await
             .map_err(|e| SpoolError::io(&temp.path, e))?;
+        if temp.unsure {
+            drop(temp.file);
+            return self.commit_existing_file(&temp.path).await;
+        }
         let sha256 = Sha256Digest(temp.hasher.finalize().into());
         let size = temp.size;
         drop(temp.file);
@@ -323,6 +328,8 @@ pub struct TempFile {
     file: File,
     hasher: Sha256,
     size: u64,
+    /// A failed write could not be undone: the running hash may not describe the file.
+    unsure: bool,
 }
 
 impl TempFile {
@@ -338,17 +345,71 @@ impl TempFile {
         &self.path
     }
 
-    /// Append bytes.
+    /// Append bytes. On failure (a full disk) the file is cut back to the
+    /// bytes written before, so that what it holds, its size and its hash agree.
     pub async fn write(&mut self, buf: &[u8]) -> Result<()> {
-        self.file
-            .write_all(buf)
-            .await
-            .map_err(|e| SpoolError::io(&self.path, e))?;
+        // tokio's `File` hands the bytes to a blocking thread and tells of a
+        // failed write only at the next call: wait for this one (flush), so
+        // that the hash and the size count only bytes that reached the file.
+        let written = match self.injected_disk_full(buf).await {
+            Some(e) => Err(e),
+            None => match self.file.write_all(buf).await {
+                Ok(()) => self.file.flush().await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = written {
+            // Some of the bytes may have been written: cut them off.
+            let cut = match self.file.set_len(self.size).await {
+                Ok(()) => self
+                    .file
+                    .seek(io::SeekFrom::Start(self.size))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(cut) = cut {
+                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a spool file back after a failed write; it is hashed again at commit");
+                self.unsure = true;
+            }
+            return Err(SpoolError::io(&self.path, e));
+        }
         self.hasher.update(buf);
         self.size += buf.len() as u64;
         Ok(())
     }
 }
+
+impl TempFile {
+    /// Debug builds only, for tests that cannot mount a small file system:
+    /// while a file named [`FAULT_DISK_FULL`] exists in the spool's root,
+    /// writes behave as on a full disk (half the bytes land, then ENOSPC).
+    #[cfg(debug_assertions)]
+    async fn injected_disk_full(&mut self, buf: &[u8]) -> Option<io::Error> {
+        let marker = self.path.parent()?.parent()?.join(FAULT_DISK_FULL);
+        if !tokio::fs::try_exists(&marker).await.unwrap_or(false) {
+            return None;
+        }
+        let half = &buf[..buf.len() / 2];
+        let landed = match self.file.write_all(half).await {
+            Ok(()) => self.file.flush().await,
+            Err(e) => Err(e),
+        };
+        Some(
+            landed
+                .err()
+                .unwrap_or_else(|| io::Error::from(io::ErrorKind::StorageFull)),
+        )
+    }
+
+    #[cfg(not(debug_assertions))]
+    async fn injected_disk_full(&mut self, _buf: &[u8]) -> Option<io::Error> {
+        None
+    }
+}
+
+/// See [`TempFile::injected_disk_full`] (debug builds only).
+pub const FAULT_DISK_FULL: &str = "FAULT_DISK_FULL";
 
 async fn hash_reader(mut file: File, path: &Path) -> Result<(Sha256Digest, u64)> {
     let mut hasher = Sha256::new();
@@ -449,6 +510,23 @@ mod tests {
         let c = spool.commit_existing_temp(42).await.unwrap();
         assert_eq!(c.sha256, sha_of(b"partial da"));
         assert_eq!(c.size, 10);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_leaves_file_size_and_hash_agreeing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut t = spool.create_temp(5).await.unwrap();
+        t.write(b"first part, ").await.unwrap();
+        std::fs::write(dir.path().join(FAULT_DISK_FULL), b"").unwrap();
+        let err = t.write(b"this does not fit").await.unwrap_err();
+        assert!(err.is_out_of_space(), "{err}");
+        assert_eq!(t.size(), 12);
+        // Half the bytes landed before the failure; they are cut off again.
+        assert_eq!(std::fs::metadata(spool.temp_path(5)).unwrap().len(), 12);
+        let c = spool.commit(t).await.unwrap();
+        assert_eq!((c.sha256, c.size), (sha_of(b"first part, "), 12));
+        assert_eq!(spool.hash_object(&c.sha256).await.unwrap(), (c.sha256, 12));
     }
 
     #[tokio::test]

@@ -2,6 +2,12 @@
 
 use telegaz_domain::{AlertKind, AlertState, DeviceId, NotificationEvent, Severity, Timestamp};
 
+/// How long a notification taken by `due_notifications` is kept from other
+/// dispatchers while it is being sent. Its outcome (`finish_notification`)
+/// ends the lease; a dispatcher that died while sending leaves it due again
+/// when the lease runs out (notifications are sent at least once).
+pub const NOTIFICATION_LEASE: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+
 /// An alert to open.
 #[derive(Debug, Clone)]
 pub struct NewAlert {

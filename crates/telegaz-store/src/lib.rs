@@ -10,8 +10,11 @@ mod path;
 mod pg_alerts;
 mod pg_core;
 mod pg_delivery;
+mod pg_ingest;
+mod pg_time;
 mod pg_web;
 mod postgres;
+mod records;
 mod sqlite;
 mod sqlite_alerts;
 mod sqlite_delivery;
@@ -30,7 +33,9 @@ use telegaz_domain::{
     UploadFinish, UploadId, UploadStatus, User, UserId, WebSession,
 };
 
-pub use alerts::{AlertFilter, NewAlert, NewNotification, NotificationSend, SendOutcome};
+pub use alerts::{
+    AlertFilter, NOTIFICATION_LEASE, NewAlert, NewNotification, NotificationSend, SendOutcome,
+};
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
 pub use health::DbHealth;
 pub use path::{join_path, split_path};
@@ -51,6 +56,14 @@ pub enum StoreError {
         "cannot open the database at {location}: {source}. Check that the directory exists and is writable, and that no other program holds the file"
     )]
     Open {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "cannot connect to the database at {location}: {source}. Check that the PostgreSQL server is running and reachable from here, and the user, password and database name in the URL"
+    )]
+    Connect {
         location: String,
         #[source]
         source: sqlx::Error,
@@ -347,7 +360,10 @@ pub trait Database: Send + Sync + 'static {
     -> Result<Option<Timestamp>>;
     /// Queue a notification that is about no single alert (a digest).
     async fn enqueue_notification(&self, notification: &NewNotification) -> Result<i64>;
-    /// Notifications waiting for `notifier` whose next attempt is due.
+    /// Take the notifications waiting for `notifier` whose next attempt is
+    /// due at `now`, oldest first: each is kept from other dispatchers for
+    /// [`NOTIFICATION_LEASE`] or until its outcome is recorded, so that several
+    /// dispatchers (processes) never send the same one at the same time.
     async fn due_notifications(
         &self,
         notifier: &str,
@@ -470,18 +486,18 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Database>> {
 }
 
 /// A URL with any password replaced, fit for messages and logs.
+///
+/// The user part ends at the last `@` before the query, so that a password
+/// typed with a raw `/`, `@` or `?` in it is hidden too.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{tail}")
+    let before_query = rest.split('?').next().unwrap_or(rest);
+    match before_query.rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***{}", &rest[at..])
         }
         None => url.to_owned(),
     }
@@ -498,5 +514,13 @@ mod tests {
             "postgres://tg:***@db:5432/telegaz"
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_url("postgres://tg:se/cr@t@db/telegaz?sslmode=require"),
+            "postgres://tg:***@db/telegaz?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db:5432/telegaz?application_name=a@b"),
+            "postgres://db:5432/telegaz?application_name=a@b"
+        );
     }
 }

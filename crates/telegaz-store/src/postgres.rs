@@ -2,11 +2,13 @@
 //! database. Its own embedded migrations (`migrations/postgres`); readings are
 //! partitioned by time.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 use telegaz_domain::{
     ApiToken, ArchiveRecord, AuditEvent, Device, DeviceId, EventRecord, IngestInfo, IngestState,
     NewAuditEvent, NewUpload, ParsedFile, Sha256Digest, Timestamp, Upload, UploadFinish, UploadId,
@@ -25,32 +27,57 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The PostgreSQL [`Database`].
 #[derive(Debug, Clone)]
 pub struct PgDatabase {
-    #[allow(dead_code)] // the skeleton: the pg_* modules use it as they are written
     pub(crate) pool: PgPool,
+    /// The year for which the partitions of the coming years were last made
+    /// sure of (0: not yet).
+    partitions_year: Arc<AtomicI32>,
 }
 
 impl PgDatabase {
-    /// Connect to the database a `postgres://` URL names and bring its schema up to date.
+    /// Connect to the database a `postgres://` URL names and bring its schema
+    /// up to date (creating the partitions of the coming years).
     pub async fn open(url: &str) -> Result<Self> {
         let location = crate::redact_url(url);
-        let options: PgConnectOptions = url.parse().map_err(|source| StoreError::Open {
-            location: location.clone(),
-            source,
-        })?;
+        let options: PgConnectOptions =
+            url.parse()
+                .map_err(|source: sqlx::Error| StoreError::UnsupportedUrl {
+                    url: location.clone(),
+                    hint: format!(
+                        "{source}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE \
+                         (percent-encode special characters in the password)"
+                    ),
+                })?;
+        // One connection first, so that a server that is down or refuses us
+        // is reported at once with its reason (the pool would keep retrying).
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                location: location.clone(),
+                source,
+            })?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { location, source })?;
+            .map_err(|source| StoreError::Connect { location, source })?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgDatabase { pool })
+        let db = PgDatabase {
+            pool,
+            partitions_year: Arc::new(AtomicI32::new(0)),
+        };
+        crate::pg_ingest::ensure_partitions(&db).await?;
+        Ok(db)
     }
-}
 
-/// What a method not written yet answers (the skeleton only).
-pub(crate) fn not_yet(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} is not implemented on PostgreSQL yet"))
+    pub(crate) fn partitions_year(&self) -> Option<i32> {
+        Some(self.partitions_year.load(Ordering::Relaxed)).filter(|y| *y != 0)
+    }
+
+    pub(crate) fn set_partitions_year(&self, year: i32) {
+        self.partitions_year.store(year, Ordering::Relaxed);
+    }
 }
 
 #[async_trait]

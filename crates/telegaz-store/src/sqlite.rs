@@ -1153,7 +1153,12 @@ impl Database for SqliteDatabase {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<telegaz_domain::Notification>> {
-        crate::sqlite_alerts::due(&self.pool, notifier, now, limit).await
+        let mut tx = self.write_tx().await?;
+        let due = crate::sqlite_alerts::due(&mut tx, notifier, now, limit).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing taken notifications"))?;
+        Ok(due)
     }
 
     async fn finish_notification(

@@ -232,27 +232,46 @@ fn notification_from_row(row: &SqliteRow) -> Result<Notification> {
     })
 }
 
+/// Take the due notifications of a notifier under a lease (in the caller's
+/// write transaction, so that two dispatchers never take the same one).
 pub(crate) async fn due(
-    pool: &SqlitePool,
+    tx: &mut Tx,
     notifier: &str,
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<Notification>> {
-    sqlx::query(
-        "SELECT n.id, n.event, n.alert_id, n.kind, n.severity, n.device, n.title, n.text, n.at, n.devices \
-         FROM notification_sends s JOIN notifications n ON n.id = s.notification_id \
-         WHERE s.notifier = ? AND s.state = 'pending' AND s.next_attempt_at <= ? \
-         ORDER BY n.id LIMIT ?",
+    let lease_until = now
+        .checked_add(crate::NOTIFICATION_LEASE)
+        .unwrap_or(Timestamp::MAX);
+    let taken: Vec<i64> = sqlx::query_scalar(
+        "UPDATE notification_sends SET next_attempt_at = ?1 \
+         WHERE notifier = ?2 AND notification_id IN ( \
+           SELECT notification_id FROM notification_sends \
+           WHERE notifier = ?2 AND state = 'pending' AND next_attempt_at <= ?3 \
+           ORDER BY notification_id LIMIT ?4) \
+         RETURNING notification_id",
     )
+    .bind(to_text(lease_until))
     .bind(notifier)
     .bind(to_text(now))
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(StoreError::query("reading due notifications"))?
-    .iter()
-    .map(notification_from_row)
-    .collect()
+    .map_err(StoreError::query("taking due notifications"))?;
+    let mut out = Vec::with_capacity(taken.len());
+    for id in taken {
+        let row = sqlx::query(
+            "SELECT n.id, n.event, n.alert_id, n.kind, n.severity, n.device, n.title, n.text, n.at, n.devices \
+             FROM notifications n WHERE n.id = ?",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(StoreError::query("reading due notifications"))?;
+        out.push(notification_from_row(&row)?);
+    }
+    out.sort_by_key(|n| n.id);
+    Ok(out)
 }
 
 pub(crate) async fn finish(

@@ -261,23 +261,12 @@ pub(crate) async fn store_parsed(
         .map(Encoded::new)
         .collect::<Result<Vec<_>>>()?;
     // A key repeated inside the file is compared with its first occurrence.
-    let mut first: std::collections::HashMap<(&str, &str, i64), usize> =
-        std::collections::HashMap::with_capacity(encoded.len());
-    let mut unique = Vec::with_capacity(encoded.len());
-    let mut conflicts: Vec<&Encoded> = Vec::new();
-    for (i, e) in encoded.iter().enumerate() {
-        match first.get(&e.key()) {
-            None => {
-                first.insert(e.key(), i);
-                unique.push(e);
-            }
-            Some(&j) if e.same_values(&Stored::from(&encoded[j])) => counts.duplicate += 1,
-            Some(_) => {
-                counts.conflicting += 1;
-                conflicts.push(e);
-            }
-        }
-    }
+    let (unique, mut conflicts) = crate::records::first_of_each_key(
+        &encoded,
+        Encoded::key,
+        |a, b| a.same_values(&Stored::from(b)),
+        &mut counts,
+    );
     for chunk in unique.chunks(BATCH) {
         // What is stored already in the chunk's time range (usually nothing).
         let (lo, hi) = chunk

@@ -125,25 +125,59 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             },
         ));
-        let url = postgres.clone();
-        trials.push(
-            libtest_mimic::Trial::test(format!("postgres::{name}"), move || {
-                let Some(url) = url else {
-                    return Err("TELEGAZ_TEST_POSTGRES_URL is not set".into());
-                };
-                block_on(async move {
-                    let scratch = PgScratch::create(&url, i).await;
-                    let db = telegaz_store::connect(&scratch.url).await.unwrap();
+        trials.push(postgres_trial(
+            format!("postgres::{name}"),
+            postgres.clone(),
+            i,
+            move |url| {
+                Box::pin(async move {
+                    let db = telegaz_store::connect(&url).await.unwrap();
                     check(&*db).await;
-                    drop(db);
-                    scratch.drop_database().await;
-                });
-                Ok(())
-            })
-            .with_ignored_flag(postgres.is_none()),
-        );
+                })
+            },
+        ));
+    }
+    let first = trials.len();
+    for (i, (name, check)) in postgres_only().into_iter().enumerate() {
+        trials.push(postgres_trial(
+            format!("postgres::{name}"),
+            postgres.clone(),
+            first + i,
+            check,
+        ));
     }
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A check that needs the PostgreSQL server: it gets the URL of a fresh
+/// database of its own, dropped afterwards even when the check fails.
+fn postgres_trial(
+    name: String,
+    url: Option<String>,
+    index: usize,
+    check: impl FnOnce(String) -> Pin<Box<dyn Future<Output = ()>>> + Send + 'static,
+) -> libtest_mimic::Trial {
+    let ignored = url.is_none();
+    libtest_mimic::Trial::test(name, move || {
+        let Some(url) = url else {
+            return Err("TELEGAZ_TEST_POSTGRES_URL is not set".into());
+        };
+        let mut scratch = None;
+        block_on(async {
+            scratch = Some(PgScratch::create(&url, index).await);
+        });
+        let scratch = scratch.unwrap();
+        let db_url = scratch.url.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            block_on(check(db_url));
+        }));
+        block_on(scratch.drop_database());
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        Ok(())
+    })
+    .with_ignored_flag(ignored)
 }
 
 fn block_on<F: Future<Output = ()>>(f: F) {
@@ -240,6 +274,12 @@ conformance!(
     audit_pages_newest_first_and_filters_by_login,
     alerts_open_once_per_condition_and_resolve_with_a_notice,
     notifications_are_sent_once_per_notifier_and_retried,
+    readings_far_in_the_past_and_future_are_kept,
+    concurrent_ingest_of_overlapping_files_counts_each_row_once,
+    concurrent_identical_uploads_find_each_other,
+    concurrent_claims_give_a_delivery_to_one_caller,
+    concurrent_dispatchers_take_each_notification_once,
+    concurrent_openers_open_one_alert,
 );
 
 fn notice(
@@ -1323,15 +1363,7 @@ async fn large_files_with_repeats_inside_and_across_uploads(db: &dyn Database) {
     assert_eq!(info.records.duplicate, 499);
     assert_eq!(info.records.conflicting, 1);
 
-    let stored = db
-        .readings(&ReadingFilter {
-            device_id: d.id,
-            kind: None,
-            from: None,
-            to: None,
-        })
-        .await
-        .unwrap();
+    let stored = every_reading(db, d.id).await;
     assert_eq!(stored.len(), 1500);
     assert_eq!(
         stored[20].quantities.vb,
@@ -1597,4 +1629,442 @@ async fn deliveries_are_listed_newest_first(db: &dyn Database) {
         .await
         .unwrap();
     assert!(sent.is_empty());
+}
+
+fn this_year() -> i16 {
+    jiff::tz::TimeZone::UTC.to_datetime(Timestamp::now()).year()
+}
+
+fn reading_on(t: jiff::civil::DateTime, vb: &str) -> ArchiveRecord {
+    let mut r = reading(0, vb);
+    r.record_no = None;
+    r.local_time = t;
+    r
+}
+
+/// Device clocks lie: a reset to 2000, a far future year. Every row is
+/// kept and read back (on PostgreSQL they land in yearly partitions or in
+/// the default one), in time order, and a second copy is a duplicate.
+async fn readings_far_in_the_past_and_future_are_kept(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let this_year = this_year();
+    let times = [
+        jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0),
+        jiff::civil::date(1999, 12, 31).at(23, 0, 0, 0),
+        jiff::civil::date(2000, 1, 1).at(0, 0, 0, 0),
+        jiff::civil::date(this_year, 6, 1).at(12, 0, 0, 0),
+        jiff::civil::date(this_year + 1, 12, 31).at(23, 0, 0, 0),
+        jiff::civil::date(2150, 3, 1).at(1, 0, 0, 0),
+        jiff::civil::date(9999, 12, 31).at(23, 0, 0, 0),
+    ];
+    // Stored out of order, as a confused device may print them.
+    let mut rows: Vec<ArchiveRecord> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| reading_on(*t, &format!("{i}.10")))
+        .collect();
+    rows.reverse();
+    let file = ParsedFile {
+        format: "test".into(),
+        records: rows,
+        events: times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| telegaz_domain::EventRecord {
+                record_no: None,
+                local_time: *t,
+                utc_offset_seconds: Some(10_800),
+                code: u16::try_from(i).unwrap(),
+                check: Check::Absent,
+                line: 7,
+            })
+            .collect(),
+        ..ParsedFile::default()
+    };
+    let a = upload(db, d.id, "/a", 1).await;
+    let info = db.store_parsed(a, d.id, &file).await.unwrap();
+    assert_eq!((info.records.new, info.events), (7, 7));
+    let all = |from, to| ReadingFilter {
+        device_id: d.id,
+        kind: Some(ArchiveKind::Interval),
+        from,
+        to,
+    };
+    let stored = db.readings(&all(None, None)).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|r| r.local_time).collect::<Vec<_>>(),
+        times.to_vec(),
+        "every row, in time order"
+    );
+    assert_eq!(
+        stored[6].quantities.vb.unwrap().to_string(),
+        "6.10",
+        "digits as printed"
+    );
+    assert_eq!(stored[0].record_no, None);
+    // A window across the turn of the millennium (two partitions).
+    let window = db
+        .readings(&all(Some(times[1]), Some(times[2])))
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 2);
+    let future = db.readings(&all(Some(times[5]), None)).await.unwrap();
+    assert_eq!(future.len(), 2);
+    let events = db.events(&all(None, None)).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.local_time).collect::<Vec<_>>(),
+        times.to_vec()
+    );
+    assert_eq!(events[0].utc_offset_seconds, Some(10_800));
+    assert_eq!(events[3].check, Check::Absent);
+    let activity = db.device_activity(Some(d.id)).await.unwrap();
+    assert_eq!(activity.len(), 1);
+    assert_eq!(activity[0].newest_reading, Some(times[6]));
+
+    let b = upload(db, d.id, "/b", 2).await;
+    let again = db.store_parsed(b, d.id, &file).await.unwrap();
+    assert_eq!((again.records.new, again.records.duplicate), (0, 7));
+    assert_eq!(db.readings(&all(None, None)).await.unwrap().len(), 7);
+}
+
+/// Two workers storing overlapping files of one device at the same time:
+/// each row is new for exactly one of them, and the rest are duplicates.
+async fn concurrent_ingest_of_overlapping_files_counts_each_row_once(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let a = upload(db, d.id, "/a", 1).await;
+    let b = upload(db, d.id, "/b", 2).await;
+    let first = parsed((0..600).map(|i| reading_at(i, &format!("{i}.5"))).collect());
+    let second = parsed(
+        (300..900)
+            .map(|i| reading_at(i, &format!("{i}.5")))
+            .collect(),
+    );
+    let (x, y) = tokio::join!(
+        db.store_parsed(a, d.id, &first),
+        db.store_parsed(b, d.id, &second)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.records.new + y.records.new, 900);
+    assert_eq!(x.records.duplicate + y.records.duplicate, 300);
+    assert_eq!(x.records.conflicting + y.records.conflicting, 0);
+    assert_eq!(every_reading(db, d.id).await.len(), 900);
+}
+
+async fn every_reading(db: &dyn Database, device: telegaz_domain::DeviceId) -> Vec<ArchiveRecord> {
+    db.readings(&ReadingFilter {
+        device_id: device,
+        kind: None,
+        from: None,
+        to: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// Two receivers finishing the same content for one device at the same
+/// time: the later one is recorded as a duplicate of the earlier one.
+async fn concurrent_identical_uploads_find_each_other(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    for round in 0..5u8 {
+        let a = db.begin_upload(&new_upload(d.id, "/a")).await.unwrap();
+        let b = db.begin_upload(&new_upload(d.id, "/b")).await.unwrap();
+        let same = finish(UploadStatus::Complete, 100 + round, 10);
+        let (fa, fb) = tokio::join!(db.finish_upload(a, &same), db.finish_upload(b, &same));
+        let (fa, fb) = (fa.unwrap(), fb.unwrap());
+        assert!(
+            matches!(
+                (fa.duplicate_of, fb.duplicate_of),
+                (Some(x), None) if x == b
+            ) || matches!((fa.duplicate_of, fb.duplicate_of), (None, Some(x)) if x == a),
+            "round {round}: exactly one is the duplicate of the other: {fa:?} {fb:?}"
+        );
+    }
+}
+
+/// Checks of the PostgreSQL schema itself (partitions), through SQL.
+/// A check of the PostgreSQL half only: it gets its database's URL.
+type PgCheck = fn(String) -> Pin<Box<dyn Future<Output = ()>>>;
+
+fn postgres_only() -> Vec<(&'static str, PgCheck)> {
+    vec![
+        ("partitions_exist_for_the_coming_years", |url| {
+            Box::pin(partitions_exist_for_the_coming_years(url))
+        }),
+        ("rows_in_the_default_partition_move_to_a_new_year", |url| {
+            Box::pin(rows_in_the_default_partition_move_to_a_new_year(url))
+        }),
+        ("the_hot_queries_use_the_indexes", |url| {
+            Box::pin(the_hot_queries_use_the_indexes(url))
+        }),
+        ("a_missing_database_is_named_in_the_error", |url| {
+            Box::pin(a_missing_database_is_named_in_the_error(url))
+        }),
+    ]
+}
+
+async fn pg(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url).await.unwrap()
+}
+
+async fn partitions_of(conn: &mut sqlx::PgConnection, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = $1::regclass ORDER BY 1",
+    )
+    .bind(table)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+async fn partitions_exist_for_the_coming_years(url: String) {
+    let db = telegaz_store::connect(&url).await.unwrap();
+    let mut conn = pg(&url).await;
+    let year = this_year();
+    for table in ["readings", "events"] {
+        let parts = partitions_of(&mut conn, table).await;
+        assert!(parts.contains(&format!("{table}_default")), "{parts:?}");
+        for y in year - 10..=year + 2 {
+            assert!(parts.contains(&format!("{table}_y{y}")), "{y}: {parts:?}");
+        }
+    }
+    // Opening again (another receiver, a restart) changes nothing.
+    let again = telegaz_store::connect(&url).await.unwrap();
+    assert_eq!(
+        partitions_of(&mut conn, "readings").await.len(),
+        14,
+        "13 years and the default"
+    );
+    drop((db, again));
+}
+
+async fn rows_in_the_default_partition_move_to_a_new_year(url: String) {
+    let db = telegaz_store::connect(&url).await.unwrap();
+    let d = device(&*db, "unit-1").await;
+    let a = upload(&*db, d.id, "/a", 1).await;
+    let year = this_year() + 7;
+    let t = jiff::civil::date(year, 2, 3).at(4, 0, 0, 0);
+    let file = ParsedFile {
+        format: "test".into(),
+        records: vec![reading_on(t, "1.5")],
+        events: vec![telegaz_domain::EventRecord {
+            record_no: Some(1),
+            local_time: t,
+            utc_offset_seconds: None,
+            code: 7,
+            check: Check::Ok,
+            line: 1,
+        }],
+        ..ParsedFile::default()
+    };
+    db.store_parsed(a, d.id, &file).await.unwrap();
+    let mut conn = pg(&url).await;
+    let place = |table: &'static str| {
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+            "SELECT tableoid::regclass::text FROM {table}"
+        )))
+    };
+    assert_eq!(
+        place("readings").fetch_one(&mut conn).await.unwrap(),
+        "readings_default"
+    );
+    let made: i32 = sqlx::query_scalar("SELECT telegaz_ensure_partitions($1, $1)")
+        .bind(i32::from(year))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(made, 2, "one for readings, one for events");
+    assert_eq!(
+        place("readings").fetch_one(&mut conn).await.unwrap(),
+        format!("readings_y{year}")
+    );
+    assert_eq!(
+        place("events").fetch_one(&mut conn).await.unwrap(),
+        format!("events_y{year}")
+    );
+    let stored = db
+        .readings(&ReadingFilter {
+            device_id: d.id,
+            kind: None,
+            from: Some(t),
+            to: Some(t),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![reading_on(t, "1.5")]);
+}
+
+/// The two hot queries: one device over a range reads only that range's
+/// partition through the primary key; the newest state of every device
+/// goes through newest_readings, one primary-key probe per device.
+async fn the_hot_queries_use_the_indexes(url: String) {
+    let db = telegaz_store::connect(&url).await.unwrap();
+    let d = device(&*db, "unit-1").await;
+    let a = upload(&*db, d.id, "/a", 1).await;
+    let rows = (0..2000).map(|i| reading_at(i, "1")).collect();
+    db.store_parsed(a, d.id, &parsed(rows)).await.unwrap();
+    let mut conn = pg(&url).await;
+    sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+    let plan = |sql: &'static str| {
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("EXPLAIN (COSTS OFF) {sql}")))
+    };
+    let range = plan(
+        "SELECT * FROM readings WHERE device_id = 1 AND kind = 'interval' \
+         AND local_time >= '2026-01-10' AND local_time <= '2026-01-20'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .join("\n");
+    assert!(range.contains("readings_y2026_pkey"), "{range}");
+    assert!(!range.contains("readings_y2025"), "pruned: {range}");
+    assert!(!range.contains("readings_default"), "pruned: {range}");
+    let newest = db.device_activity(None).await.unwrap();
+    assert_eq!(
+        newest[0].newest_reading,
+        Some(reading_at(1999, "1").local_time)
+    );
+    let recorded: String = sqlx::query_scalar(
+        "SELECT local_time::text FROM newest_readings WHERE device_id = $1 AND kind = 'interval'",
+    )
+    .bind(d.id.0)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(recorded, "2026-03-25 07:00:00");
+}
+
+async fn a_missing_database_is_named_in_the_error(url: String) {
+    let missing = with_database(&url, "telegaz_no_such_database");
+    let e = match telegaz_store::connect(&missing).await {
+        Ok(_) => panic!("a database that does not exist opened"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, StoreError::Connect { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("telegaz_no_such_database"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+}
+
+/// Several processes may run the delivery scheduler on one database: of
+/// claims racing for the same due delivery, exactly one gets it.
+async fn concurrent_claims_give_a_delivery_to_one_caller(db: &dyn Database) {
+    let now = at("2026-01-15T07:30:00Z");
+    let lease = at("2026-01-15T07:40:00Z");
+    let first = day("2026-01-01");
+    for i in 0..20 {
+        let d = first.checked_add(jiff::Span::new().days(i)).unwrap();
+        db.ensure_delivery("daily", d, now).await.unwrap();
+        let claim = || db.claim_delivery("daily", d, now, lease, false);
+        let (a, b, c, e) = tokio::join!(claim(), claim(), claim(), claim());
+        let won: Vec<_> = [a, b, c, e]
+            .into_iter()
+            .filter_map(Result::unwrap)
+            .collect();
+        assert_eq!(won.len(), 1, "gas day {d}: {won:?}");
+        assert_eq!((won[0].state, won[0].attempts), (DeliveryState::Sending, 1));
+        let stored = db.delivery("daily", d).await.unwrap().unwrap();
+        assert_eq!(stored.attempts, 1, "one attempt counted for gas day {d}");
+    }
+}
+
+/// Several dispatchers (processes) may send through the same notifier: each
+/// due notification is taken by one of them, and is due again only when the
+/// taker's lease runs out without an outcome (it died while sending).
+async fn concurrent_dispatchers_take_each_notification_once(db: &dyn Database) {
+    use telegaz_domain::NotificationEvent;
+    use telegaz_store::{NOTIFICATION_LEASE, SendOutcome};
+    let mut queued = Vec::new();
+    for _ in 0..12 {
+        let n = notice(NotificationEvent::Digest, &["mail"]);
+        queued.push(db.enqueue_notification(&n).await.unwrap());
+    }
+    let now = at("2026-11-25T10:00:00Z");
+    let take = || db.due_notifications("mail", now, 8);
+    let (a, b, c) = tokio::join!(take(), take(), take());
+    let mut taken: Vec<i64> = [a, b, c]
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .map(|n| n.id)
+        .collect();
+    taken.sort_unstable();
+    assert_eq!(taken, queued, "each taken once, none left behind");
+    assert!(
+        db.due_notifications("mail", now, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken ones are not due while their dispatcher sends them"
+    );
+    for id in &queued[..4] {
+        db.finish_notification(*id, "mail", &SendOutcome::Sent, now)
+            .await
+            .unwrap();
+    }
+    let before_end = now
+        .checked_add(NOTIFICATION_LEASE)
+        .unwrap()
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    assert!(
+        db.due_notifications("mail", before_end, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let lease_over = now.checked_add(NOTIFICATION_LEASE).unwrap();
+    let again: Vec<i64> = db
+        .due_notifications("mail", lease_over, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(
+        again,
+        queued[4..],
+        "unfinished ones are due again, sent ones not"
+    );
+}
+
+/// Several alert evaluators may see the same condition at once: one alert,
+/// one notification.
+async fn concurrent_openers_open_one_alert(db: &dyn Database) {
+    use telegaz_domain::{AlertKind, NotificationEvent, Severity};
+    use telegaz_store::{AlertFilter, NewAlert};
+    let d = device(db, "unit-1").await;
+    for round in 0..10 {
+        let new = NewAlert {
+            key: format!("silent:{}:{round}", d.id),
+            kind: AlertKind::Silent,
+            severity: Severity::Warning,
+            device_id: Some(d.id),
+            title: "Узел unit-1 молчит".into(),
+            detail: String::new(),
+            opened_at: at("2026-11-25T10:00:00Z"),
+        };
+        let n = notice(NotificationEvent::Opened, &["mail"]);
+        let open = || db.open_alert(&new, Some(&n));
+        let (a, b, c) = tokio::join!(open(), open(), open());
+        let opened: Vec<_> = [a, b, c].into_iter().filter_map(Result::unwrap).collect();
+        assert_eq!(opened.len(), 1, "round {round}: {opened:?}");
+        let resolve = || db.resolve_alert(opened[0].id, at("2026-11-25T11:00:00Z"), Some(&n));
+        let (a, b) = tokio::join!(resolve(), resolve());
+        a.unwrap();
+        b.unwrap();
+    }
+    assert_eq!(
+        db.list_alerts(&AlertFilter::default()).await.unwrap().len(),
+        10
+    );
+    let due = db
+        .due_notifications("mail", at("2026-11-25T12:00:00Z"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.len(),
+        20,
+        "one opened and one resolved notice per alert"
+    );
 }

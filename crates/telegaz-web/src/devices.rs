@@ -69,8 +69,24 @@ fn password_or_generated(pw: Option<String>) -> Result<(SecretString, bool), Web
 
 /// Hash a password (argon2id) off the async threads.
 pub(crate) async fn hash(pw: &SecretString) -> Result<String, WebError> {
+    hash_with(pw, telegaz_auth::hash_password).await
+}
+
+/// A device password's hash: cheap argon2id parameters for a generated one
+/// (it is long and random), the memory-hard default for one a person chose.
+async fn hash_device_password(pw: &SecretString, generated: bool) -> Result<String, WebError> {
+    hash_with(pw, move |p| {
+        telegaz_auth::hash_device_password(p, generated)
+    })
+    .await
+}
+
+async fn hash_with(
+    pw: &SecretString,
+    f: impl FnOnce(&SecretString) -> Result<String, telegaz_auth::PasswordError> + Send + 'static,
+) -> Result<String, WebError> {
     let pw = pw.clone();
-    tokio::task::spawn_blocking(move || telegaz_auth::hash_password(&pw))
+    tokio::task::spawn_blocking(move || f(&pw))
         .await
         .map_err(|e| WebError::Internal(format!("password hashing task: {e}")))?
         .map_err(|e| WebError::Internal(format!("password hashing: {e}")))
@@ -147,7 +163,7 @@ pub(crate) async fn register(
         .create_device(NewDevice {
             name,
             login,
-            password_hash: hash(&password).await?,
+            password_hash: hash_device_password(&password, generated).await?,
             allowed_networks: networks,
         })
         .await?;
@@ -271,7 +287,7 @@ pub(crate) async fn new_password(
         .update_device(
             device.id,
             DeviceUpdate {
-                password_hash: Some(hash(&password).await?),
+                password_hash: Some(hash_device_password(&password, generated).await?),
                 ..DeviceUpdate::default()
             },
         )

@@ -607,6 +607,15 @@ async fn devices_are_listed_registered_changed_and_audited() {
         telegaz_auth::verify_password(&stored.password_hash, &SecretString::from(password.clone()))
             .unwrap()
     );
+    // A generated password gets the cheap argon2id parameters (it is long
+    // and random; see telegaz_auth::GENERATED_PARAMS).
+    assert!(
+        stored
+            .password_hash
+            .starts_with("$argon2id$v=19$m=8,t=1,p=1$"),
+        "{}",
+        stored.password_hash
+    );
     // The password is not shown again.
     let a = get(&env.app, "/devices/unit-2", OP).await;
     assert!(!String::from_utf8_lossy(&a.body).contains(&password));
@@ -622,6 +631,15 @@ async fn devices_are_listed_registered_changed_and_audited() {
     .await;
     assert_eq!(a.status, StatusCode::CREATED);
     assert!(a.json().get("password").is_none());
+    // A password a person chose keeps the memory-hard default parameters.
+    let stored = env.db.device_by_name("unit-3").await.unwrap().unwrap();
+    assert!(
+        stored
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{}",
+        stored.password_hash
+    );
     // Taken name.
     write(
         &env.app,

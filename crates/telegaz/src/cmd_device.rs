@@ -109,8 +109,27 @@ pub(crate) fn password_from(arg: Option<String>) -> anyhow::Result<(SecretString
 }
 
 pub(crate) async fn hash(pw: &SecretString) -> anyhow::Result<String> {
+    hash_with(pw, telegaz_auth::hash_password).await
+}
+
+/// A device password's hash: cheap argon2id parameters for a generated one
+/// (it is long and random), the memory-hard default for one a person chose.
+pub(crate) async fn hash_device_password(
+    pw: &SecretString,
+    generated: bool,
+) -> anyhow::Result<String> {
+    hash_with(pw, move |p| {
+        telegaz_auth::hash_device_password(p, generated)
+    })
+    .await
+}
+
+async fn hash_with(
+    pw: &SecretString,
+    f: impl FnOnce(&SecretString) -> Result<String, telegaz_auth::PasswordError> + Send + 'static,
+) -> anyhow::Result<String> {
     let pw = pw.clone();
-    tokio::task::spawn_blocking(move || telegaz_auth::hash_password(&pw))
+    tokio::task::spawn_blocking(move || f(&pw))
         .await
         .context("password hashing task failed")?
         .map_err(anyhow::Error::from)
@@ -162,7 +181,7 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
                 .create_device(NewDevice {
                     name,
                     login,
-                    password_hash: hash(&pw).await?,
+                    password_hash: hash_device_password(&pw, generated).await?,
                     allowed_networks: nets.to_strings(),
                 })
                 .await?;
@@ -214,7 +233,7 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
                 .update_device(
                     device.id,
                     DeviceUpdate {
-                        password_hash: Some(hash(&pw).await?),
+                        password_hash: Some(hash_device_password(&pw, generated).await?),
                         ..Default::default()
                     },
                 )

@@ -224,6 +224,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             max_command_line: ftp.max_command_line,
             greeting: ftp.greeting.clone(),
             client_gone_grace: telegaz_ftp::CLIENT_GONE_GRACE,
+            proxy_from: telegaz_ftp::proxy::ProxySources::new(ftp.proxy_protocol_from.clone()),
+            shutdown_grace: ftp.shutdown_grace,
         },
         stop_rx.clone(),
     ));

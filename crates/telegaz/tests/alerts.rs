@@ -7,39 +7,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, content, run_ok, temp_file};
+use common::{Server, api_alerts as alerts, content, run_ok, temp_file, viewer_token as token};
 use serde_json::Value;
-
-fn token(s: &Server) -> String {
-    s.cli(&[
-        "user",
-        "add",
-        "watcher",
-        "--role",
-        "viewer",
-        "--password",
-        "watcher-password-1",
-    ]);
-    let out = s.cli(&["user", "token", "watcher", "--label", "test"]);
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim().rsplit(' ').next().unwrap().to_owned()
-}
-
-fn alerts(s: &Server, token: &str, query: &str) -> Vec<Value> {
-    let out = Command::new("curl")
-        .args(["-sS", "--fail", "--max-time", "10", "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("http://{}/api/v1/alerts{query}", s.http))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["alerts"].as_array().unwrap().clone()
-}
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();

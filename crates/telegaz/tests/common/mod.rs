@@ -58,6 +58,15 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let mut s = Self::start_at(dir, &env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Like [`Server::start_with`], in a data directory the caller owns (and
+    /// may have prepared: a dedicated file system under it, say).
+    pub fn start_at(dir: PathBuf, env: &[(String, String)]) -> Self {
+        let env = env.to_vec();
         cli_in(
             &dir,
             &env,
@@ -68,9 +77,7 @@ impl Server {
             &env,
             &["device", "add", "unit2", "--password", "pw-unit2"],
         );
-        let mut s = Self::spawn(dir, env);
-        s._tmp = Some(tmp);
-        s
+        Self::spawn(dir, env)
     }
 
     fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Self {
@@ -162,6 +169,18 @@ impl Server {
             let _ = c.wait();
             panic!("server did not stop within 30 s of SIGTERM");
         }
+    }
+
+    /// Send SIGTERM and hand over the process (to watch how it ends).
+    pub fn sigterm(&mut self) -> Child {
+        let c = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        c
     }
 
     /// SIGKILL, then start again on the same data directory with other settings.
@@ -269,6 +288,18 @@ impl Server {
         out
     }
 
+    /// Assert that a partial upload holds exactly the bytes sent (all of them).
+    pub fn assert_partial_prefix(&self, upload: &Value, sent: &[u8]) {
+        assert_eq!(upload["status"], "partial", "{upload:#}");
+        assert_eq!(upload["size"], sent.len() as u64, "{upload:#}");
+        assert_eq!(upload["sha256"], sha256_hex(sent), "{upload:#}");
+        let id = upload["id"].as_i64().unwrap();
+        assert!(
+            self.upload_bytes(id) == sent,
+            "stored bytes differ for upload {id}"
+        );
+    }
+
     /// Assert that an upload is recorded complete with exactly these bytes.
     pub fn assert_stored(&self, upload: &Value, data: &[u8]) {
         assert_eq!(upload["status"], "complete", "{upload:#}");
@@ -317,6 +348,39 @@ fn cli_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> std::process::
     out
 }
 
+/// A new viewer account and an API token for it.
+pub fn viewer_token(s: &Server) -> String {
+    s.cli(&[
+        "user",
+        "add",
+        "watcher",
+        "--role",
+        "viewer",
+        "--password",
+        "watcher-password-1",
+    ]);
+    let out = s.cli(&["user", "token", "watcher", "--label", "test"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim().rsplit(' ').next().unwrap().to_owned()
+}
+
+/// `GET /api/v1/alerts{query}` with curl: the alerts it lists.
+pub fn api_alerts(s: &Server, token: &str, query: &str) -> Vec<Value> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("http://{}/api/v1/alerts{query}", s.http))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["alerts"].as_array().unwrap().clone()
+}
+
 /// Run an external client; panic with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> std::process::Output {
     let out = cmd
@@ -338,4 +402,20 @@ pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let p = d.path().join(name);
     std::fs::write(&p, data).unwrap();
     (d, p)
+}
+
+/// A connection to `to` from the local address `from`.
+pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = sock.connect(to).await.unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
 }
