@@ -113,6 +113,11 @@ pub struct FtpConfig {
     pub max_command_line: usize,
     /// Text of the 220 greeting.
     pub greeting: String,
+    /// The longest a unit's session waits for one database operation; past
+    /// it the database counts as unavailable and uploads go to the outage
+    /// journal (recorded when it is back).
+    #[serde(with = "humantime_serde")]
+    pub database_wait: Duration,
     /// Networks of TCP load balancers in front of this receiver. Connections
     /// from them must start with a PROXY protocol header (v1 or v2), which
     /// gives the unit's real address for limits, bans, allow-lists and the
@@ -142,6 +147,7 @@ impl Default for FtpConfig {
             max_connections_per_address: 500,
             max_command_line: 4096,
             greeting: "Telegaz FTP ready".into(),
+            database_wait: Duration::from_secs(3),
             proxy_protocol_from: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -586,6 +592,7 @@ impl Config {
                 "ftp.data_connect_timeout",
                 ftp.data_connect_timeout.is_zero(),
             ),
+            ("ftp.database_wait", ftp.database_wait.is_zero()),
         ];
         for (key, bad) in positive {
             if bad {

@@ -2,9 +2,11 @@
 //! durable uploads, the audit trail and start-up reconciliation.
 
 mod audit;
+mod outage;
 mod receiver;
 mod reconcile;
 
 pub use audit::AuditLog;
+pub use outage::{OutageError, OutageJournal, ReplayReport};
 pub use receiver::{DeviceAccount, DeviceUpload, Receiver, ReceiverSettings};
 pub use reconcile::{ReconcileError, ReconcileReport, reconcile};

@@ -2,9 +2,12 @@
 //! durable before they are acknowledged. It is the FTP engine's [`Backend`].
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -18,17 +21,30 @@ use telegaz_ftp::{
     VPath, WriteMode,
 };
 use telegaz_spool::{Spool, SpoolError, TempFile};
-use telegaz_store::{Database, StoreError};
+use telegaz_store::{Database, DbHealth, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Semaphore;
 
 use crate::audit::AuditLog;
+use crate::outage::{
+    DeviceCache, OutageError, OutageJournal, OutageRecord, RecordEnd, ReplayReport, db_time,
+};
 
 /// Settings of the receiver that are not the FTP engine's.
 #[derive(Debug, Clone)]
 pub struct ReceiverSettings {
     pub max_file_size: u64,
     pub login_policy: ThrottlePolicy,
+    /// The longest a session waits for one database operation before the
+    /// receiver treats the database as unavailable and falls back to the
+    /// device cache and the outage journal.
+    pub database_wait: Duration,
+    /// Where uploads received while the database is away are journalled.
+    pub outage_dir: PathBuf,
+    /// Shared with `/healthz` and the metrics.
+    pub health: DbHealth,
+    /// How often the device cache is read again from the database.
+    pub device_refresh: Duration,
 }
 
 impl Default for ReceiverSettings {
@@ -36,6 +52,10 @@ impl Default for ReceiverSettings {
         ReceiverSettings {
             max_file_size: 16 * 1024 * 1024,
             login_policy: ThrottlePolicy::default(),
+            database_wait: Duration::from_secs(3),
+            outage_dir: PathBuf::from("outage"),
+            health: DbHealth::new(),
+            device_refresh: Duration::from_secs(30),
         }
     }
 }
@@ -52,6 +72,41 @@ struct Inner {
     /// client heard 451, the bytes wait in the spool's `incoming/`, and
     /// [`Receiver::retry_unsettled`] stores them (as partial, with this reason).
     unsettled: Mutex<BTreeMap<UploadId, PartialReason>>,
+    database_wait: Duration,
+    device_refresh: Duration,
+    health: DbHealth,
+    journal: OutageJournal,
+    devices: DeviceCache,
+    /// Server-made names of journalled uploads: negative, counting down.
+    next_key: AtomicI64,
+    /// Database writes given up on that have not ended yet.
+    late_writes: Arc<AtomicUsize>,
+    /// A sidecar was finished since the replayer last looked.
+    journal_dirty: AtomicBool,
+}
+
+/// Why a database call on the FTP path did not give an answer.
+enum DbFail {
+    /// Away, locked or too slow: fall back.
+    Unavailable,
+    /// It answered with a refusal.
+    Store(StoreError),
+}
+
+fn db_fail_to_fs(e: DbFail) -> FsError {
+    match e {
+        DbFail::Unavailable => {
+            FsError::Local("the database is unavailable, try again later".into())
+        }
+        DbFail::Store(e) => store_to_fs(e),
+    }
+}
+
+/// Why an upload could not be begun with a database record.
+enum BeginFail {
+    Refused(FsError),
+    /// The database is away; the record that may still appear late, if one was asked for.
+    Unavailable(Option<NewUpload>),
 }
 
 /// Receives device uploads. Cheap to clone.
@@ -146,9 +201,11 @@ impl Receiver {
         spool: Spool,
         audit: AuditLog,
         settings: ReceiverSettings,
-    ) -> Self {
+    ) -> Result<Self, OutageError> {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Receiver {
+        let journal = OutageJournal::open(settings.outage_dir)?;
+        let seed = i64::try_from(Timestamp::now().as_nanosecond() / 1000).unwrap_or(i64::MAX);
+        Ok(Receiver {
             inner: Arc::new(Inner {
                 db,
                 spool,
@@ -157,7 +214,274 @@ impl Receiver {
                 verify_slots: Semaphore::new(cpus),
                 max_file_size: settings.max_file_size,
                 unsettled: Mutex::new(BTreeMap::new()),
+                database_wait: settings.database_wait,
+                device_refresh: settings.device_refresh,
+                health: settings.health,
+                journal,
+                devices: DeviceCache::default(),
+                next_key: AtomicI64::new(-seed.max(1)),
+                late_writes: Arc::default(),
+                journal_dirty: AtomicBool::new(true),
             }),
+        })
+    }
+
+    pub fn health(&self) -> &DbHealth {
+        &self.inner.health
+    }
+
+    /// A server-made name for a journalled upload that no sidecar or
+    /// temporary file has (keys of an earlier run are not reused).
+    async fn next_outage_key(&self) -> i64 {
+        let inner = &self.inner;
+        let mut key = inner.next_key.fetch_sub(1, Ordering::AcqRel);
+        // Bounded: when the directories cannot be read, writing the sidecar
+        // or the temporary file fails with a message of its own.
+        for _ in 0..1000 {
+            let taken = inner.journal.contains(key).await
+                || tokio::fs::try_exists(inner.spool.temp_path(key))
+                    .await
+                    .unwrap_or(true);
+            if !taken {
+                break;
+            }
+            key = inner.next_key.fetch_sub(1, Ordering::AcqRel);
+        }
+        key
+    }
+
+    /// A database read on the FTP path, bounded by `database_wait`.
+    async fn db_read<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, DbFail> {
+        let inner = &self.inner;
+        match tokio::time::timeout(inner.database_wait, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.is_unavailable() => {
+                inner.health.mark_down(&format!("{what}: {e}"));
+                Err(DbFail::Unavailable)
+            }
+            Ok(Err(e)) => Err(DbFail::Store(e)),
+            Err(_) => {
+                inner.health.mark_down(&format!(
+                    "{what}: no answer within {} ms",
+                    inner.database_wait.as_millis()
+                ));
+                Err(DbFail::Unavailable)
+            }
+        }
+    }
+
+    /// A database write on the FTP path, bounded by `database_wait`. A write
+    /// given up on runs to its end in the background (it may still commit;
+    /// the outage replay finds such a record by its identity).
+    async fn db_write<T: Send + 'static>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, DbFail> {
+        let inner = &self.inner;
+        let mut handle = tokio::spawn(fut);
+        match tokio::time::timeout(inner.database_wait, &mut handle).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) if e.is_unavailable() => {
+                inner.health.mark_down(&format!("{what}: {e}"));
+                Err(DbFail::Unavailable)
+            }
+            Ok(Ok(Err(e))) => Err(DbFail::Store(e)),
+            Ok(Err(join)) => {
+                tracing::error!(error = %join, "database task failed");
+                Err(DbFail::Unavailable)
+            }
+            Err(_) => {
+                inner.health.mark_down(&format!(
+                    "{what}: no answer within {} ms",
+                    inner.database_wait.as_millis()
+                ));
+                let late = inner.late_writes.clone();
+                late.fetch_add(1, Ordering::AcqRel);
+                let what = what.to_owned();
+                tokio::spawn(async move {
+                    if let Ok(Ok(_)) = handle.await {
+                        tracing::warn!(
+                            what,
+                            "a database write ended after the receiver had given up on it; the outage replay takes it into account"
+                        );
+                    }
+                    late.fetch_sub(1, Ordering::AcqRel);
+                });
+                Err(DbFail::Unavailable)
+            }
+        }
+    }
+
+    /// The device with this login: from the database, or while it is away
+    /// from the cache of what the database last said.
+    async fn lookup_device(
+        &self,
+        login: &str,
+    ) -> Result<Option<telegaz_domain::Device>, LoginError> {
+        let inner = &self.inner;
+        if !inner.health.is_down() {
+            match self
+                .db_read("looking up a device", inner.db.device_by_login(login))
+                .await
+            {
+                Ok(d) => {
+                    inner.devices.update(login, d.as_ref());
+                    return Ok(d);
+                }
+                Err(DbFail::Store(e)) => {
+                    tracing::error!(error = %e, "database error during login");
+                    return Err(LoginError::Unavailable("database error".into()));
+                }
+                Err(DbFail::Unavailable) => {}
+            }
+        }
+        match inner.devices.get(login) {
+            Some(d) => {
+                tracing::info!(
+                    login,
+                    "database unavailable: login checked against the cached device list"
+                );
+                Ok(Some(d))
+            }
+            None => Err(LoginError::Unavailable(
+                "database unavailable and the login is not in the cached device list".into(),
+            )),
+        }
+    }
+
+    /// Read the whole device list into the cache.
+    pub async fn refresh_devices(&self) -> Result<usize, String> {
+        let inner = &self.inner;
+        match self
+            .db_read("reading the devices", inner.db.list_devices())
+            .await
+        {
+            Ok(devices) => {
+                inner.devices.replace_all(devices);
+                Ok(inner.devices.len())
+            }
+            Err(DbFail::Unavailable) => Err("the database is unavailable".into()),
+            Err(DbFail::Store(e)) => Err(e.to_string()),
+        }
+    }
+
+    /// Record what the outage journal holds. At start-up (before
+    /// reconciliation) this also closes transfers the stop interrupted.
+    pub async fn replay_outage(&self, startup: bool) -> Result<ReplayReport, OutageError> {
+        let inner = &self.inner;
+        inner.journal_dirty.store(false, Ordering::Release);
+        let result = crate::outage::replay(
+            &*inner.db,
+            &inner.spool,
+            &inner.journal,
+            &inner.audit,
+            startup,
+        )
+        .await;
+        if result.is_err() {
+            inner.journal_dirty.store(true, Ordering::Release);
+        }
+        inner.health.set_waiting(inner.journal.count().await);
+        result
+    }
+
+    /// Watches the database while the server runs: refreshes the device cache,
+    /// and while the database is away (or uploads wait in the journal) checks
+    /// every second whether it is back and records what waits.
+    pub async fn run_outage_tasks(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        const TICK: Duration = Duration::from_secs(1);
+        let inner = &self.inner;
+        let mut last_refresh = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let busy = inner.health.is_down()
+                || inner.health.waiting() > 0
+                || inner.journal_dirty.load(Ordering::Acquire);
+            if !busy {
+                if last_refresh.elapsed() >= inner.device_refresh {
+                    last_refresh = Instant::now();
+                    if let Err(e) = self.refresh_devices().await {
+                        tracing::warn!(error = %e, "cannot refresh the device cache");
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                recovered = self.recover_once() => {
+                    if recovered {
+                        last_refresh = Instant::now();
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One look at an unavailable database (or waiting uploads): when it
+    /// takes writes again, record what the journal holds. True when it did.
+    async fn recover_once(&self) -> bool {
+        // Longer than SQLite's busy timeout: one probe at a time, which ends
+        // as soon as a lock is released.
+        const PROBE_WAIT: Duration = Duration::from_secs(35);
+        const LATE_WAIT: Duration = Duration::from_secs(120);
+        let inner = &self.inner;
+        match tokio::time::timeout(PROBE_WAIT, inner.db.check_writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                inner
+                    .health
+                    .mark_down(&format!("checking the database: {e}"));
+                return false;
+            }
+            Err(_) => {
+                inner.health.mark_down("checking the database: no answer");
+                return false;
+            }
+        }
+        // Writes given up on may still land; let them end first, so that
+        // the replay sees what they recorded.
+        let waited = Instant::now();
+        while inner.late_writes.load(Ordering::Acquire) > 0 && waited.elapsed() < LATE_WAIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match self.replay_outage(false).await {
+            Ok(r) => {
+                if !r.recorded.is_empty() || r.already > 0 {
+                    tracing::info!(
+                        recorded = r.recorded.len(),
+                        already = r.already,
+                        in_progress = r.left,
+                        "outage journal replayed"
+                    );
+                }
+                inner.health.mark_up();
+                if let Err(e) = self.refresh_devices().await {
+                    tracing::warn!(error = %e, "cannot refresh the device cache");
+                }
+                true
+            }
+            Err(e) if e.is_unavailable() => {
+                inner.health.mark_down(&e.to_string());
+                false
+            }
+            Err(e) => {
+                // A record that cannot be read stays for an operator; the
+                // database itself is fine.
+                tracing::error!(error = %e, "cannot record an upload from the outage journal");
+                inner.health.mark_up();
+                true
+            }
         }
     }
 
@@ -259,10 +583,7 @@ impl Receiver {
             .acquire()
             .await
             .map_err(|_| LoginError::Unavailable("shutting down".into()))?;
-        let device = inner.db.device_by_login(login).await.map_err(|e| {
-            tracing::error!(error = %e, "database error during login");
-            LoginError::Unavailable("database unavailable".into())
-        })?;
+        let device = self.lookup_device(login).await?;
         let hash = device.as_ref().map(|d| d.password_hash.clone());
         let verified = tokio::task::spawn_blocking(move || match hash {
             Some(h) => telegaz_auth::verify_password(&h, &password).map_err(|e| e.to_string()),
@@ -313,14 +634,7 @@ impl Receiver {
                 if let Some(b) = throttle.record_failure(ip, user, Instant::now()) {
                     tracing::warn!(login = user, %ip, scope = b.scope.as_str(), "repeated failed logins: temporary block");
                 }
-                let id = self
-                    .inner
-                    .db
-                    .device_by_login(user)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|d| d.id);
+                let id = self.inner.devices.get(user).map(|d| d.id);
                 return Err((e, id));
             }
             Err(e) => return Err((e, None)),
@@ -351,6 +665,239 @@ impl Receiver {
             size: f.size,
             modified: f.modified,
         })
+    }
+}
+
+impl Receiver {
+    /// Begin an upload with its database record (the normal way).
+    async fn begin_recorded(
+        &self,
+        session: &SessionInfo,
+        account: &DeviceAccount,
+        request: &UploadRequest,
+    ) -> Result<DeviceUpload, BeginFail> {
+        let inner = &self.inner;
+        let db = &inner.db;
+        let refused = |e: FsError| BeginFail::Refused(e);
+        let checked = |e: DbFail| match e {
+            DbFail::Unavailable => BeginFail::Unavailable(None),
+            DbFail::Store(e) => BeginFail::Refused(store_to_fs(e)),
+        };
+        let path = request.path.as_str();
+        let parent = request.path.parent();
+        if !self
+            .db_read(
+                "checking a directory",
+                db.ns_dir_exists(account.device_id, parent.as_str()),
+            )
+            .await
+            .map_err(checked)?
+        {
+            return Err(refused(FsError::NotFound(parent.to_string())));
+        }
+        if self
+            .db_read(
+                "checking a directory",
+                db.ns_dir_exists(account.device_id, path),
+            )
+            .await
+            .map_err(checked)?
+        {
+            return Err(refused(FsError::NotAllowed(format!(
+                "{path} is a directory"
+            ))));
+        }
+        let existing = match request.mode {
+            WriteMode::Append | WriteMode::Resume(_) => self
+                .db_read("reading a file", db.ns_file(account.device_id, path))
+                .await
+                .map_err(checked)?,
+            WriteMode::Store { .. } => None,
+        };
+        let (mode, offset) = match request.mode {
+            WriteMode::Store { unique: false } => (UploadMode::Store, 0),
+            WriteMode::Store { unique: true } => (UploadMode::StoreUnique, 0),
+            WriteMode::Resume(0) => (UploadMode::Store, 0),
+            WriteMode::Append => (UploadMode::Append, existing.as_ref().map_or(0, |f| f.size)),
+            WriteMode::Resume(n) => match &existing {
+                Some(f) if f.size >= n => (UploadMode::Resume, n),
+                Some(f) => {
+                    return Err(refused(FsError::NotAllowed(format!(
+                        "restart offset {n} is beyond the end of {path} ({} bytes)",
+                        f.size
+                    ))));
+                }
+                None => return Err(refused(FsError::NotFound(path.to_owned()))),
+            },
+        };
+        if offset > inner.max_file_size {
+            return Err(refused(FsError::TooLarge(inner.max_file_size)));
+        }
+        let prefix = existing
+            .as_ref()
+            .filter(|_| offset > 0)
+            .and_then(|f| f.sha256.map(|sha| (f.upload_id, sha)));
+        if offset > 0 && prefix.is_none() {
+            return Err(refused(FsError::NotAllowed(format!(
+                "{path} has no stored content to continue"
+            ))));
+        }
+        let new = NewUpload {
+            device_id: account.device_id,
+            original_name: request.name.clone(),
+            path: path.to_owned(),
+            mode,
+            resumed_from: prefix.map(|(id, _)| id),
+            offset,
+            peer: Some(session.peer.to_string()),
+            session: Some(session.id.clone()),
+            started_at: db_time(Timestamp::now()),
+        };
+        let id = {
+            let db = db.clone();
+            let new = new.clone();
+            self.db_write("recording the start of an upload", async move {
+                db.begin_upload(&new).await
+            })
+            .await
+        };
+        let id = match id {
+            Ok(id) => id,
+            Err(DbFail::Unavailable) => return Err(BeginFail::Unavailable(Some(new))),
+            Err(DbFail::Store(e)) => return Err(refused(store_to_fs(e))),
+        };
+        let mut temp = match inner.spool.create_temp(id.0).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(upload_id = id.0, error = %e, "cannot create spool file");
+                return Err(refused(spool_to_fs(e)));
+            }
+        };
+        if let Some((_, sha)) = prefix
+            && let Err(e) = copy_prefix(&inner.spool, &mut temp, &sha, offset).await
+        {
+            // Record what we have (the start of the prefix) rather than leave it dangling.
+            let sink = DeviceUpload::new(
+                self.clone(),
+                session,
+                account,
+                Target::Recorded(id),
+                temp,
+                new,
+            );
+            let _ = sink
+                .finish(Ending::Partial(PartialReason::StorageError(e.to_string())))
+                .await;
+            return Err(refused(spool_to_fs(e)));
+        }
+        let mut e = device_event(AuditKind::UploadStarted, "ok", session, account);
+        e.upload_id = Some(id);
+        e.detail = match mode {
+            UploadMode::Store | UploadMode::StoreUnique => format!("{path} ({})", mode.as_str()),
+            UploadMode::Append | UploadMode::Resume => {
+                format!("{path} ({} at byte {offset})", mode.as_str())
+            }
+        };
+        inner.audit.record(e).await;
+        Ok(DeviceUpload::new(
+            self.clone(),
+            session,
+            account,
+            Target::Recorded(id),
+            temp,
+            new,
+        ))
+    }
+
+    /// Begin an upload while the database is away: the bytes go to the spool
+    /// under a server-made name and a sidecar in the outage journal says what
+    /// they are. `late_record`: the record asked for just before, which the
+    /// database may still write (so the sidecar must describe the same upload).
+    async fn begin_journalled(
+        &self,
+        session: &SessionInfo,
+        account: &DeviceAccount,
+        request: UploadRequest,
+        late_record: Option<NewUpload>,
+    ) -> Result<DeviceUpload, FsError> {
+        let inner = &self.inner;
+        let mode = match request.mode {
+            WriteMode::Store { unique: false } | WriteMode::Resume(0) => UploadMode::Store,
+            WriteMode::Store { unique: true } => UploadMode::StoreUnique,
+            WriteMode::Append | WriteMode::Resume(_) => {
+                return Err(FsError::Local(
+                    "the database is unavailable: appending or resuming is possible again when it is back; send the whole file to store it now".into(),
+                ));
+            }
+        };
+        let new = late_record.unwrap_or_else(|| NewUpload {
+            device_id: account.device_id,
+            original_name: request.name.clone(),
+            path: request.path.as_str().to_owned(),
+            mode,
+            resumed_from: None,
+            offset: 0,
+            peer: Some(session.peer.to_string()),
+            session: Some(session.id.clone()),
+            started_at: db_time(Timestamp::now()),
+        });
+        let key = self.next_outage_key().await;
+        let record = outage_record(key, None, account, &new);
+        if let Err(e) = inner.journal.write(&record).await {
+            tracing::error!(error = %e, "cannot write to the outage journal");
+            return Err(FsError::Local(
+                "the database is unavailable and the upload cannot be journalled, try again later"
+                    .into(),
+            ));
+        }
+        let temp = match inner.spool.create_temp(key).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(outage_record = key, error = %e, "cannot create spool file");
+                let _ = inner.journal.remove(key).await;
+                return Err(spool_to_fs(e));
+            }
+        };
+        metrics::counter!("telegaz_outage_uploads_total").increment(1);
+        let mut e = device_event(AuditKind::UploadStarted, "ok", session, account);
+        e.detail = format!(
+            "{} ({}); database unavailable: kept as outage record {key} until it is back",
+            new.path,
+            mode.as_str()
+        );
+        inner.audit.record(e).await;
+        Ok(DeviceUpload::new(
+            self.clone(),
+            session,
+            account,
+            Target::Journal(Box::new(record)),
+            temp,
+            new,
+        ))
+    }
+}
+
+fn outage_record(
+    key: i64,
+    upload_id: Option<UploadId>,
+    account: &DeviceAccount,
+    new: &NewUpload,
+) -> OutageRecord {
+    OutageRecord {
+        version: 1,
+        key,
+        upload_id: upload_id.map(|u| u.0),
+        device_id: account.device_id.0,
+        device: account.name.clone(),
+        login: account.login.clone(),
+        original_name: new.original_name.display.clone(),
+        original_name_hex: hex::encode(&new.original_name.raw),
+        path: new.path.clone(),
+        mode: new.mode.as_str().to_owned(),
+        peer: new.peer.clone(),
+        session: new.session.clone(),
+        started_at: new.started_at,
+        end: None,
     }
 }
 
@@ -421,127 +968,59 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         request: UploadRequest,
     ) -> Result<DeviceUpload, FsError> {
-        let inner = &self.inner;
-        let db = &inner.db;
-        let path = request.path.as_str();
         if request.path.is_root() {
             return Err(FsError::BadName("a file name is required".into()));
         }
-        let parent = request.path.parent();
-        if !db
-            .ns_dir_exists(account.device_id, parent.as_str())
-            .await
-            .map_err(store_to_fs)?
-        {
-            return Err(FsError::NotFound(parent.to_string()));
-        }
-        if db
-            .ns_dir_exists(account.device_id, path)
-            .await
-            .map_err(store_to_fs)?
-        {
-            return Err(FsError::NotAllowed(format!("{path} is a directory")));
-        }
-        let existing = match request.mode {
-            WriteMode::Append | WriteMode::Resume(_) => db
-                .ns_file(account.device_id, path)
-                .await
-                .map_err(store_to_fs)?,
-            WriteMode::Store { .. } => None,
-        };
-        let (mode, offset) = match request.mode {
-            WriteMode::Store { unique: false } => (UploadMode::Store, 0),
-            WriteMode::Store { unique: true } => (UploadMode::StoreUnique, 0),
-            WriteMode::Resume(0) => (UploadMode::Store, 0),
-            WriteMode::Append => (UploadMode::Append, existing.as_ref().map_or(0, |f| f.size)),
-            WriteMode::Resume(n) => match &existing {
-                Some(f) if f.size >= n => (UploadMode::Resume, n),
-                Some(f) => {
-                    return Err(FsError::NotAllowed(format!(
-                        "restart offset {n} is beyond the end of {path} ({} bytes)",
-                        f.size
-                    )));
-                }
-                None => return Err(FsError::NotFound(path.to_owned())),
-            },
-        };
-        if offset > inner.max_file_size {
-            return Err(FsError::TooLarge(inner.max_file_size));
-        }
-        let prefix = existing
-            .as_ref()
-            .filter(|_| offset > 0)
-            .and_then(|f| f.sha256.map(|sha| (f.upload_id, sha)));
-        if offset > 0 && prefix.is_none() {
-            return Err(FsError::NotAllowed(format!(
-                "{path} has no stored content to continue"
-            )));
-        }
-        let new = NewUpload {
-            device_id: account.device_id,
-            original_name: request.name,
-            path: path.to_owned(),
-            mode,
-            resumed_from: prefix.map(|(id, _)| id),
-            offset,
-            peer: Some(session.peer.to_string()),
-            session: Some(session.id.clone()),
-            started_at: Timestamp::now(),
-        };
-        let id = db.begin_upload(&new).await.map_err(store_to_fs)?;
-        let mut temp = match inner.spool.create_temp(id.0).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(upload_id = id.0, error = %e, "cannot create spool file");
-                return Err(spool_to_fs(e));
+        let late_record = if self.inner.health.is_down() {
+            None
+        } else {
+            match self.begin_recorded(session, account, &request).await {
+                Ok(u) => return Ok(u),
+                Err(BeginFail::Refused(e)) => return Err(e),
+                Err(BeginFail::Unavailable(new)) => new,
             }
         };
-        if let Some((_, sha)) = prefix
-            && let Err(e) = copy_prefix(&inner.spool, &mut temp, &sha, offset).await
-        {
-            // Record what we have (the start of the prefix) rather than leave it dangling.
-            let sink =
-                DeviceUpload::new(self.clone(), session, account, id, temp, offset, mode, path);
-            let _ = sink
-                .finish(Ending::Partial(PartialReason::StorageError(e.to_string())))
-                .await;
-            return Err(spool_to_fs(e));
-        }
-        let mut e = device_event(AuditKind::UploadStarted, "ok", session, account);
-        e.upload_id = Some(id);
-        e.detail = match mode {
-            UploadMode::Store | UploadMode::StoreUnique => format!("{path} ({})", mode.as_str()),
-            UploadMode::Append | UploadMode::Resume => {
-                format!("{path} ({} at byte {offset})", mode.as_str())
-            }
-        };
-        inner.audit.record(e).await;
-        Ok(DeviceUpload::new(
-            self.clone(),
-            session,
-            account,
-            id,
-            temp,
-            offset,
-            mode,
-            path,
-        ))
+        self.begin_journalled(session, account, request, late_record)
+            .await
     }
 
     async fn stat(&self, account: &DeviceAccount, path: &VPath) -> Result<Entry, FsError> {
         let db = &self.inner.db;
-        if let Some(f) = db
-            .ns_file(account.device_id, path.as_str())
+        // While the database is away a unit may still change directory before
+        // it uploads: every path is taken for a directory (made when the
+        // upload is recorded).
+        let outage_dir = || Entry {
+            path: path.clone(),
+            is_dir: true,
+            size: 0,
+            modified: Timestamp::UNIX_EPOCH,
+        };
+        let file = match self
+            .db_read(
+                "looking up a file",
+                db.ns_file(account.device_id, path.as_str()),
+            )
             .await
-            .map_err(store_to_fs)?
         {
+            Ok(f) => f,
+            Err(DbFail::Unavailable) => return Ok(outage_dir()),
+            Err(e) => return Err(db_fail_to_fs(e)),
+        };
+        if let Some(f) = file {
             return Self::entry_from_file(&f);
         }
-        if db
-            .ns_dir_exists(account.device_id, path.as_str())
+        let is_dir = match self
+            .db_read(
+                "checking a directory",
+                db.ns_dir_exists(account.device_id, path.as_str()),
+            )
             .await
-            .map_err(store_to_fs)?
         {
+            Ok(d) => d,
+            Err(DbFail::Unavailable) => return Ok(outage_dir()),
+            Err(e) => return Err(db_fail_to_fs(e)),
+        };
+        if is_dir {
             return Ok(Entry {
                 path: path.clone(),
                 is_dir: true,
@@ -554,24 +1033,33 @@ impl Backend for Receiver {
 
     async fn list(&self, account: &DeviceAccount, dir: &VPath) -> Result<Vec<Entry>, FsError> {
         let db = &self.inner.db;
-        if let Some(f) = db
-            .ns_file(account.device_id, dir.as_str())
+        if let Some(f) = self
+            .db_read(
+                "looking up a file",
+                db.ns_file(account.device_id, dir.as_str()),
+            )
             .await
-            .map_err(store_to_fs)?
+            .map_err(db_fail_to_fs)?
         {
             return Ok(vec![Self::entry_from_file(&f)?]);
         }
-        if !db
-            .ns_dir_exists(account.device_id, dir.as_str())
+        if !self
+            .db_read(
+                "checking a directory",
+                db.ns_dir_exists(account.device_id, dir.as_str()),
+            )
             .await
-            .map_err(store_to_fs)?
+            .map_err(db_fail_to_fs)?
         {
             return Err(FsError::NotFound(dir.to_string()));
         }
-        let listing = db
-            .ns_list(account.device_id, dir.as_str())
+        let listing = self
+            .db_read(
+                "listing a directory",
+                db.ns_list(account.device_id, dir.as_str()),
+            )
             .await
-            .map_err(store_to_fs)?;
+            .map_err(db_fail_to_fs)?;
         let mut out = Vec::with_capacity(listing.dirs.len() + listing.files.len());
         for d in listing.dirs {
             out.push(Entry {
@@ -594,14 +1082,19 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         path: &VPath,
     ) -> Result<(), FsError> {
+        let (db, device, p) = (
+            self.inner.db.clone(),
+            account.device_id,
+            path.as_str().to_owned(),
+        );
         let result = self
-            .inner
-            .db
-            .ns_mkdir(account.device_id, path.as_str())
+            .db_write("making a directory", async move {
+                db.ns_mkdir(device, &p).await
+            })
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => FsError::Exists(path.to_string()),
-                other => store_to_fs(other),
+                DbFail::Store(StoreError::Conflict(_)) => FsError::Exists(path.to_string()),
+                other => db_fail_to_fs(other),
             });
         let e = ns_event(
             AuditKind::MakeDir,
@@ -620,12 +1113,17 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         path: &VPath,
     ) -> Result<(), FsError> {
+        let (db, device, p) = (
+            self.inner.db.clone(),
+            account.device_id,
+            path.as_str().to_owned(),
+        );
         let result = self
-            .inner
-            .db
-            .ns_rmdir(account.device_id, path.as_str())
+            .db_write("removing a directory", async move {
+                db.ns_rmdir(device, &p).await
+            })
             .await
-            .map_err(store_to_fs);
+            .map_err(db_fail_to_fs);
         let e = ns_event(
             AuditKind::RemoveDir,
             &result,
@@ -643,12 +1141,18 @@ impl Backend for Receiver {
         account: &DeviceAccount,
         path: &VPath,
     ) -> Result<(), FsError> {
+        let (db, device, p) = (
+            self.inner.db.clone(),
+            account.device_id,
+            path.as_str().to_owned(),
+        );
         let result = self
-            .inner
-            .db
-            .ns_delete(account.device_id, path.as_str())
+            .db_write(
+                "deleting a file",
+                async move { db.ns_delete(device, &p).await },
+            )
             .await
-            .map_err(store_to_fs);
+            .map_err(db_fail_to_fs);
         let detail =
             format!("{path} (removed from the device's view; the upload and its bytes are kept)");
         let mut e = ns_event(AuditKind::Delete, &result, session, account, detail);
@@ -664,12 +1168,15 @@ impl Backend for Receiver {
         from: &VPath,
         to: &VPath,
     ) -> Result<(), FsError> {
+        let (db, device) = (self.inner.db.clone(), account.device_id);
+        let (f, t) = (from.as_str().to_owned(), to.as_str().to_owned());
         let result = self
-            .inner
-            .db
-            .ns_rename(account.device_id, from.as_str(), to.as_str())
+            .db_write(
+                "renaming",
+                async move { db.ns_rename(device, &f, &t).await },
+            )
             .await
-            .map_err(store_to_fs);
+            .map_err(db_fail_to_fs);
         let mut e = ns_event(
             AuditKind::Rename,
             &result,
@@ -700,11 +1207,12 @@ impl Backend for Receiver {
         offset: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Unpin>, FsError> {
         let file = self
-            .inner
-            .db
-            .ns_file(account.device_id, path.as_str())
+            .db_read(
+                "looking up a file",
+                self.inner.db.ns_file(account.device_id, path.as_str()),
+            )
             .await
-            .map_err(store_to_fs)?
+            .map_err(db_fail_to_fs)?
             .ok_or_else(|| FsError::NotFound(path.to_string()))?;
         let sha = file
             .sha256
@@ -755,65 +1263,84 @@ enum Ending {
     Partial(PartialReason),
 }
 
+/// Where an upload is being recorded.
+enum Target {
+    /// In the database, under this id.
+    Recorded(UploadId),
+    /// In the outage journal (the database is away).
+    Journal(Box<OutageRecord>),
+}
+
 /// One upload in progress.
 pub struct DeviceUpload {
     receiver: Receiver,
     session: SessionInfo,
     account: DeviceAccount,
-    id: UploadId,
+    target: Target,
     temp: TempFile,
-    offset: u64,
-    mode: UploadMode,
-    path: String,
+    new: NewUpload,
 }
 
 impl DeviceUpload {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         receiver: Receiver,
         session: &SessionInfo,
         account: &DeviceAccount,
-        id: UploadId,
+        target: Target,
         temp: TempFile,
-        offset: u64,
-        mode: UploadMode,
-        path: &str,
+        new: NewUpload,
     ) -> Self {
         DeviceUpload {
             receiver,
             session: session.clone(),
             account: account.clone(),
-            id,
+            target,
             temp,
-            offset,
-            mode,
-            path: path.to_owned(),
+            new,
         }
     }
 
-    pub fn upload_id(&self) -> UploadId {
-        self.id
+    /// The database id, when the upload is recorded there (not while the
+    /// database is away).
+    pub fn upload_id(&self) -> Option<UploadId> {
+        match &self.target {
+            Target::Recorded(id) => Some(*id),
+            Target::Journal(_) => None,
+        }
     }
 
     async fn finish(self, ending: Ending) -> Result<Receipt, FsError> {
-        let inner = &self.receiver.inner;
-        let id = self.id;
         let received = self.received();
-        let committed = match inner.spool.commit(self.temp).await {
+        let DeviceUpload {
+            receiver,
+            session,
+            account,
+            target,
+            temp,
+            new,
+        } = self;
+        let inner = &receiver.inner;
+        let temp_id = temp.upload_id();
+        let committed = match inner.spool.commit(temp).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(upload_id = id.0, error = %e, "cannot make an upload durable");
+                tracing::error!(temp = temp_id, error = %e, "cannot make an upload durable");
                 // Try once more to keep what reached the disk, as partial.
-                let reason = PartialReason::StorageError(e.to_string());
-                if let Ok(c) = inner.spool.commit_existing_temp(id.0).await {
-                    let finish = UploadFinish::partial(c.size, c.sha256, &reason, Timestamp::now());
-                    let _ = inner.db.finish_upload(id, &finish).await;
-                    let _ = inner.spool.remove_temp(id.0).await;
-                } else {
-                    // The raw store is away (object store unreachable): the bytes
-                    // wait in the temporary file and are stored when it is back.
-                    self.receiver.set_unsettled(id, Some(reason));
+                if let Target::Recorded(id) = target {
+                    let reason = PartialReason::StorageError(e.to_string());
+                    if let Ok(c) = inner.spool.commit_existing_temp(id.0).await {
+                        let finish =
+                            UploadFinish::partial(c.size, c.sha256, &reason, Timestamp::now());
+                        let _ = inner.db.finish_upload(id, &finish).await;
+                        let _ = inner.spool.remove_temp(id.0).await;
+                    } else {
+                        // The raw store is away (object store unreachable): the bytes
+                        // wait in the temporary file and are stored when it is back.
+                        receiver.set_unsettled(id, Some(reason));
+                    }
                 }
+                // A journalled upload keeps its temporary file and unfinished
+                // sidecar: start-up closes it as partial.
                 return Err(spool_to_fs(e));
             }
         };
@@ -828,9 +1355,32 @@ impl DeviceUpload {
             reason: reason.clone(),
             finished_at: Timestamp::now(),
         };
-        let finished = match inner.db.finish_upload(id, &finish).await {
+        let id = match target {
+            Target::Recorded(id) => id,
+            Target::Journal(record) => {
+                return journal_end(&receiver, &session, &account, *record, &finish, received)
+                    .await;
+            }
+        };
+        let finished = {
+            let db = inner.db.clone();
+            let f = finish.clone();
+            receiver
+                .db_write("recording the end of an upload", async move {
+                    db.finish_upload(id, &f).await
+                })
+                .await
+        };
+        let finished = match finished {
             Ok(f) => f,
-            Err(e) => {
+            Err(DbFail::Unavailable) => {
+                // The bytes are durable in the spool; the journal keeps the
+                // end until the database is back.
+                let key = receiver.next_outage_key().await;
+                let record = outage_record(key, Some(id), &account, &new);
+                return journal_end(&receiver, &session, &account, record, &finish, received).await;
+            }
+            Err(DbFail::Store(e)) => {
                 // The bytes are durable in the spool and the temporary file stays:
                 // start-up reconciliation will close this record. The client must not
                 // hear 226.
@@ -849,14 +1399,14 @@ impl DeviceUpload {
         let mut e = device_event(
             AuditKind::UploadFinished,
             status.as_str(),
-            &self.session,
-            &self.account,
+            &session,
+            &account,
         );
         e.upload_id = Some(id);
         e.detail = format!(
             "{} ({}): {} bytes, sha256 {}{}{}",
-            self.path,
-            self.mode.as_str(),
+            new.path,
+            new.mode.as_str(),
             committed.size,
             committed.sha256,
             finished
@@ -880,6 +1430,73 @@ impl DeviceUpload {
     }
 }
 
+/// The end of an upload while the database is away: the sidecar says how it
+/// ended (fsynced) and the bytes are committed to the spool already.
+async fn journal_end(
+    receiver: &Receiver,
+    session: &SessionInfo,
+    account: &DeviceAccount,
+    mut record: OutageRecord,
+    finish: &UploadFinish,
+    received: u64,
+) -> Result<Receipt, FsError> {
+    let inner = &receiver.inner;
+    record.end = Some(RecordEnd {
+        status: finish.status.as_str().to_owned(),
+        reason: finish.reason.clone(),
+        size: finish.size,
+        sha256: finish.sha256.to_hex(),
+        finished_at: finish.finished_at,
+    });
+    if let Err(e) = inner.journal.write(&record).await {
+        // The unfinished sidecar (or the database record) and the
+        // temporary file stay: start-up closes them as partial. No 226.
+        tracing::error!(outage_record = record.key, error = %e, "cannot write to the outage journal");
+        return Err(FsError::Local(
+            "the database is unavailable and the upload cannot be journalled, try again later"
+                .into(),
+        ));
+    }
+    inner.journal_dirty.store(true, Ordering::Release);
+    inner.health.set_waiting(inner.health.waiting() + 1);
+    if let Err(e) = inner.spool.remove_temp(record.temp_id()).await {
+        tracing::warn!(temp = record.temp_id(), error = %e, "cannot remove a temporary spool file; the outage replay removes it");
+    }
+    let status = finish.status.as_str();
+    metrics::counter!("telegaz_outage_uploads_kept_total", "status" => status).increment(1);
+    metrics::counter!("telegaz_upload_bytes_total").increment(received);
+    let mut e = device_event(AuditKind::UploadFinished, status, session, account);
+    e.upload_id = record.upload_id.map(UploadId);
+    e.detail = format!(
+        "{} ({}): {} bytes, sha256 {}{}; database unavailable: kept as outage record {}, recorded when it is back",
+        record.path,
+        record.mode,
+        finish.size,
+        finish.sha256,
+        finish
+            .reason
+            .as_ref()
+            .map(|r| format!(", {r}"))
+            .unwrap_or_default(),
+        record.key
+    );
+    inner.audit.record(e).await;
+    tracing::warn!(
+        outage_record = record.key,
+        device = %account.name,
+        path = %record.path,
+        bytes = finish.size,
+        "upload kept in the spool while the database is unavailable"
+    );
+    Ok(Receipt {
+        size: finish.size,
+        note: format!(
+            "kept while the database is unavailable (outage record {}), {} bytes, sha256 {}",
+            record.key, finish.size, finish.sha256
+        ),
+    })
+}
+
 #[async_trait]
 impl UploadSink for DeviceUpload {
     async fn write(&mut self, data: &[u8]) -> Result<(), FsError> {
@@ -895,7 +1512,7 @@ impl UploadSink for DeviceUpload {
     }
 
     fn received(&self) -> u64 {
-        self.temp.size().saturating_sub(self.offset)
+        self.temp.size().saturating_sub(self.new.offset)
     }
 
     async fn complete(self) -> Result<Receipt, FsError> {

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod delivery;
+mod health;
 mod path;
 mod pg_alerts;
 mod pg_core;
@@ -36,6 +37,7 @@ pub use alerts::{
     AlertFilter, NOTIFICATION_LEASE, NewAlert, NewNotification, NotificationSend, SendOutcome,
 };
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
+pub use health::DbHealth;
 pub use path::{join_path, split_path};
 pub use postgres::PgDatabase;
 pub use sqlite::SqliteDatabase;
@@ -81,8 +83,45 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the database could not be reached or used for now (down,
+    /// unreachable, locked by another program, out of space), as opposed to a
+    /// refusal of this request (not found, conflict, a value it cannot read).
+    /// The receiver keeps accepting uploads through such failures.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Open { .. } => true,
+            StoreError::Query { source, .. } => unavailable_source(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Query { context, source }
+    }
+}
+
+fn unavailable_source(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            if code.len() == 5 {
+                // PostgreSQL SQLSTATE: connection exceptions, operator intervention
+                // (shutdown, cannot connect now), insufficient resources.
+                code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+            } else {
+                // SQLite (extended) result codes: BUSY, READONLY, LOCKED, IOERR, FULL, CANTOPEN.
+                code.parse::<i64>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            }
+        }
+        _ => false,
     }
 }
 
@@ -217,6 +256,14 @@ pub enum Renamed {
 /// already normalised by the caller.
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
+    /// Whether the database would accept a write now (the receiver's probe
+    /// while it is unavailable). Changes nothing. The default reads the
+    /// devices; a backend whose writers can be locked out while readers are
+    /// not (SQLite) checks that it can take the write lock.
+    async fn check_writable(&self) -> Result<()> {
+        self.list_devices().await.map(|_| ())
+    }
+
     // Devices.
     async fn create_device(&self, device: NewDevice) -> Result<Device>;
     async fn device_by_id(&self, id: DeviceId) -> Result<Option<Device>>;

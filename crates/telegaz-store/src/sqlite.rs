@@ -246,6 +246,13 @@ async fn file_upload_id(
 
 #[async_trait]
 impl Database for SqliteDatabase {
+    async fn check_writable(&self) -> Result<()> {
+        let tx = self.write_tx().await?;
+        tx.rollback()
+            .await
+            .map_err(StoreError::query("ending a write check"))
+    }
+
     async fn create_device(&self, device: NewDevice) -> Result<Device> {
         let now = to_text(Timestamp::now());
         let result = sqlx::query(

@@ -116,6 +116,8 @@ pub struct WebContext {
     /// The text profiles in force; the ingest worker shares them, so a
     /// profile saved in the UI applies from the next file on.
     pub profiles: SharedProfiles,
+    /// Whether the database answers, as the receiver sees it (`/healthz`).
+    pub db_health: telegaz_store::DbHealth,
     pub(crate) throttle: LoginThrottle,
 }
 
@@ -126,6 +128,17 @@ impl WebContext {
         settings: WebSettings,
         metrics: Option<PrometheusHandle>,
     ) -> Arc<WebContext> {
+        Self::with_health(db, spool, settings, metrics, telegaz_store::DbHealth::new())
+    }
+
+    /// The same, showing the receiver's view of the database in `/healthz`.
+    pub fn with_health(
+        db: Arc<dyn Database>,
+        spool: Spool,
+        settings: WebSettings,
+        metrics: Option<PrometheusHandle>,
+        db_health: telegaz_store::DbHealth,
+    ) -> Arc<WebContext> {
         let profiles = SharedProfiles::new(load_profiles(&settings.profiles_dir));
         Arc::new(WebContext {
             db,
@@ -133,6 +146,7 @@ impl WebContext {
             settings,
             metrics,
             profiles,
+            db_health,
             throttle: LoginThrottle::new(ThrottlePolicy {
                 max_failures_per_login_and_address: 5,
                 max_failures_per_address: 20,
@@ -172,7 +186,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
 /// The whole HTTP application.
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
@@ -182,6 +196,14 @@ pub fn router(ctx: Ctx) -> Router {
         ))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(ctx)
+}
+
+/// `ok`, or `degraded: …` while the database is away (still `200`: the
+/// receiver keeps accepting uploads, so a load balancer keeps sending them).
+async fn healthz(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let mut line = ctx.db_health.summary();
+    line.push('\n');
+    line
 }
 
 async fn render_metrics(State(ctx): State<Ctx>) -> impl IntoResponse {

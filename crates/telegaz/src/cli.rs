@@ -124,9 +124,21 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
         )
     })?;
     let url = config.database_url();
-    telegaz_store::connect(&url)
-        .await
-        .with_context(|| format!("opening the database {}", telegaz_store::redact_url(&url)))
+    let shown = telegaz_store::redact_url(&url);
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if postgres {
+        crate::dburl::check_postgres_reachable(&url, &shown).await?;
+    }
+    match telegaz_store::connect(&url).await {
+        Ok(db) => Ok(db),
+        Err(telegaz_store::StoreError::Open { source, .. }) if postgres => Err(anyhow::anyhow!(
+            "cannot connect to PostgreSQL at {shown}: {source}. {}",
+            crate::dburl::POSTGRES_HINT
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "opening the database {shown} (set by --database-url, TELEGAZ_DATABASE_URL or database_url in the configuration file)"
+        ))),
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

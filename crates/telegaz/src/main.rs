@@ -11,6 +11,7 @@ mod cmd_report;
 mod cmd_simulate;
 mod cmd_uploads;
 mod cmd_user;
+mod dburl;
 mod logging;
 mod notifiers;
 mod profiles;

@@ -45,6 +45,7 @@ pub struct Running {
     delivery_task: Option<tokio::task::JoinHandle<()>>,
     alert_tasks: Vec<tokio::task::JoinHandle<()>>,
     web_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    outage_task: tokio::task::JoinHandle<()>,
     audit: AuditLog,
     audit_task: tokio::task::JoinHandle<()>,
 }
@@ -65,11 +66,24 @@ impl Running {
             let _ = task.await;
         }
         let _ = self.web_task.await;
-        self.audit.flush().await;
+        let _ = self.outage_task.await;
+        // The database may be away: the audit trail waits for it a while, then
+        // what is left stays in the log only.
+        if tokio::time::timeout(AUDIT_STOP_WAIT, self.audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "the audit trail could not be written to the database before the stop; the rest is in the log"
+            );
+        }
         drop(self.audit);
-        let _ = self.audit_task.await;
+        let _ = tokio::time::timeout(AUDIT_STOP_WAIT, self.audit_task).await;
     }
 }
+
+/// How long a stop waits for the audit trail to reach the database.
+const AUDIT_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts every part of the server (logging must be set up already).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
@@ -91,6 +105,55 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
     let (audit, audit_task) = AuditLog::start(db.clone());
 
+    let lp = &config.login_policy;
+    let health = telegaz_store::DbHealth::new();
+    let outage_dir = config.data_dir.join("outage");
+    let receiver = Receiver::new(
+        db.clone(),
+        spool.clone(),
+        audit.clone(),
+        ReceiverSettings {
+            max_file_size: config.ftp.max_file_size,
+            login_policy: ThrottlePolicy {
+                max_failures_per_login_and_address: lp.max_failures_per_login_and_address,
+                max_failures_per_address: lp.max_failures_per_address,
+                window: lp.window,
+                block_for: lp.block_for,
+                ..ThrottlePolicy::default()
+            },
+            database_wait: config.ftp.database_wait,
+            outage_dir: outage_dir.clone(),
+            health: health.clone(),
+            ..ReceiverSettings::default()
+        },
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the outage journal {}; check that the data directory is writable",
+            outage_dir.display()
+        )
+    })?;
+
+    // Uploads kept while the database was away are recorded before
+    // reconciliation looks at the spool.
+    let replayed = receiver
+        .replay_outage(true)
+        .await
+        .context("recording the uploads kept during a database outage failed")?;
+    if !replayed.recorded.is_empty() || replayed.already > 0 || replayed.left > 0 {
+        tracing::info!(
+            recorded = replayed.recorded.len(),
+            already = replayed.already,
+            left = replayed.left,
+            journal = %outage_dir.display(),
+            "uploads received during a database outage recorded at start-up"
+        );
+    }
+    match receiver.refresh_devices().await {
+        Ok(n) => tracing::debug!(devices = n, "device cache filled"),
+        Err(e) => tracing::warn!(error = %e, "cannot fill the device cache"),
+    }
+
     let started = std::time::Instant::now();
     let report = reconcile(&db, &spool, &audit)
         .await
@@ -107,23 +170,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tracing::error!(uploads = ?report.missing, "recorded uploads whose bytes are missing from the spool; see the audit trail (kind missing_file)");
     }
 
-    let lp = &config.login_policy;
-    let receiver = Receiver::new(
-        db.clone(),
-        spool.clone(),
-        audit.clone(),
-        ReceiverSettings {
-            max_file_size: config.ftp.max_file_size,
-            login_policy: ThrottlePolicy {
-                max_failures_per_login_and_address: lp.max_failures_per_login_and_address,
-                max_failures_per_address: lp.max_failures_per_address,
-                window: lp.window,
-                block_for: lp.block_for,
-                ..ThrottlePolicy::default()
-            },
-        },
-    );
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Uploads the object store did not take wait in the spool; store them when it is back.
     tokio::spawn(
@@ -139,11 +185,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let web_addr = web_listener.local_addr()?;
     announce("HTTP", web_addr);
     crate::cmd_user::ensure_first_admin(&*db).await?;
-    let web_ctx = telegaz_web::WebContext::new(
+    let web_ctx = telegaz_web::WebContext::with_health(
         db.clone(),
         spool.clone(),
         telegaz_web::WebSettings::from_config(&config),
         Some(metrics),
+        health,
     );
     let mut web_stop = stop_rx.clone();
     let web_task = tokio::spawn(telegaz_web::serve(
@@ -162,6 +209,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         Some(host) => Some(resolve_passive_host(host).await?),
         None => None,
     };
+    let outage_task = tokio::spawn(receiver.clone().run_outage_tasks(stop_rx.clone()));
     let engine = tokio::spawn(telegaz_ftp::serve(
         ftp_listener,
         std::sync::Arc::new(receiver),
@@ -207,6 +255,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         delivery_task,
         alert_tasks,
         web_task,
+        outage_task,
         audit,
         audit_task,
     })

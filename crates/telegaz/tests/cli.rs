@@ -86,6 +86,8 @@ fn device_commands_audit_and_uploads() {
     assert!(recent.contains("\"login_succeeded\""), "{recent}");
     let future = stdout(s.cli(&["audit", "--since", "2999-01-01", "--json"]));
     assert!(future.is_empty(), "{future}");
+    // The trail is written in batches: wait for the upload's end to be in it.
+    s.wait_audit(|e| e["kind"] == "upload_finished");
     let text = stdout(s.cli(&["audit"]));
     assert!(text.contains("upload_finished"), "{text}");
     assert!(!text.contains(&new_pw));
