@@ -4,7 +4,9 @@
 mod audit;
 mod receiver;
 mod reconcile;
+mod tcp;
 
 pub use audit::AuditLog;
 pub use receiver::{DeviceAccount, DeviceUpload, Receiver, ReceiverSettings};
 pub use reconcile::{ReconcileError, ReconcileReport, reconcile};
+pub use tcp::{TcpSettings, serve_tcp};
