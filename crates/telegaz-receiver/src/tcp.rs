@@ -283,9 +283,16 @@ impl Connection<'_> {
         let idle = self.settings.idle_timeout;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            let stop = &mut self.stop;
+            let stopping = async move {
+                if stop.changed().await.is_err() {
+                    // Nobody can stop us any more: only the connection ends it.
+                    std::future::pending::<()>().await;
+                }
+            };
             let r = tokio::select! {
                 r = tokio::time::timeout(idle, self.stream.read(&mut buf)) => r,
-                _ = self.stop.changed() => {
+                _ = stopping => {
                     let _ = sink.abandon(PartialReason::Shutdown).await;
                     reply(&mut self.stream, "ERR the server is shutting down").await;
                     return "server shutdown during the upload".into();
