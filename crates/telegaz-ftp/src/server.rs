@@ -840,7 +840,7 @@ impl<B: Backend> Session<B> {
             return Ok(Some("internal error: control connection not plain".into()));
         };
         let wait = self.config.data_connect_timeout;
-        match tokio::time::timeout(wait, tls.acceptor().accept(tcp)).await {
+        match tokio::time::timeout(wait, tls.control().accept(tcp)).await {
             Ok(Ok(stream)) => {
                 let (rd, wr) = tokio::io::split(Conn::Tls(Box::new(stream)));
                 self.ctl.rd = rd;
@@ -872,7 +872,7 @@ impl<B: Backend> Session<B> {
             return Ok(Conn::Plain(tcp));
         };
         let wait = self.config.data_connect_timeout;
-        match tokio::time::timeout(wait, tls.acceptor().accept(tcp)).await {
+        match tokio::time::timeout(wait, tls.data().accept(tcp)).await {
             Ok(Ok(stream)) => Ok(Conn::Tls(Box::new(stream))),
             Ok(Err(e)) => {
                 tracing::info!(session = %self.info.id, error = %e, "TLS handshake on a data connection failed");

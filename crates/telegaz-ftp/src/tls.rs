@@ -41,7 +41,8 @@ pub enum TlsSetupError {
 /// every session.
 #[derive(Clone)]
 pub struct TlsSettings {
-    acceptor: TlsAcceptor,
+    control: TlsAcceptor,
+    data: TlsAcceptor,
     /// Every session must send `AUTH TLS` before `USER`, and `PROT P` before transfers.
     pub required: bool,
 }
@@ -93,14 +94,27 @@ impl TlsSettings {
         // issue tickets.
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(mismatch)?;
+        // Data connections resume with the same session store and ticket keys
+        // but are sent no TLS 1.3 tickets of their own: a client that only
+        // writes (an upload) never reads them, and closing a socket with
+        // unread input resets the connection, losing the upload's last bytes.
+        let mut data = config.clone();
+        data.send_tls13_tickets = 0;
         Ok(TlsSettings {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            control: TlsAcceptor::from(Arc::new(config)),
+            data: TlsAcceptor::from(Arc::new(data)),
             required,
         })
     }
 
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// For `AUTH TLS` on the control connection.
+    pub(crate) fn control(&self) -> &TlsAcceptor {
+        &self.control
+    }
+
+    /// For data connections under `PROT P`.
+    pub(crate) fn data(&self) -> &TlsAcceptor {
+        &self.data
     }
 }
 
