@@ -9,7 +9,7 @@
 mod port_range;
 mod storage;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct Config {
     /// `sqlite://FILE`; default: `sqlite://<data_dir>/telegaz.db`.
     pub database_url: Option<String>,
     pub ftp: FtpConfig,
+    /// Raw-TCP reception (units in TCP mode); off unless `tcp.listen` is set.
+    pub tcp: TcpConfig,
     pub web: WebConfig,
     pub login_policy: LoginPolicyConfig,
     pub log: LogConfig,
@@ -68,6 +70,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./telegaz-data"),
             database_url: None,
             ftp: FtpConfig::default(),
+            tcp: TcpConfig::default(),
             web: WebConfig::default(),
             login_policy: LoginPolicyConfig::default(),
             log: LogConfig::default(),
@@ -130,6 +133,81 @@ pub struct FtpConfig {
     /// ended and kept as partial (reason `shutdown`).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// FTPS (explicit `AUTH TLS`): on when a certificate and key are given.
+    pub tls: FtpTlsConfig,
+}
+
+/// `[ftp.tls]`: the certificate and key (PEM files) and whether TLS is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FtpTlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// `off`: TLS is offered; devices with `tls_required` must use it.
+    /// `all`: every session must send `AUTH TLS` before `USER` and `PROT P` before transfers.
+    pub required: TlsRequired,
+}
+
+impl FtpTlsConfig {
+    /// Certificate and key, when FTPS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        match (&self.certificate, &self.key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            _ => None,
+        }
+    }
+}
+
+/// Which sessions must use TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsRequired {
+    #[default]
+    Off,
+    All,
+}
+
+/// `[tcp]`: raw-TCP reception. Each connection's bytes are one upload; the
+/// unit names itself with a first line `LOGIN <login> <password>` or is known
+/// by its source address (`[[tcp.by_address]]`). See docs/tcp-reception.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpConfig {
+    /// `ADDRESS:PORT` to listen on; none (the default): off.
+    pub listen: Option<String>,
+    /// A connection that sends no byte for this long ends; what came is kept as partial.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Time allowed for the first line (`LOGIN …`).
+    #[serde(with = "humantime_serde")]
+    pub login_timeout: Duration,
+    /// Simultaneous connections; more are closed at once.
+    pub max_connections: usize,
+    /// Source addresses that identify one device each, without a `LOGIN` line.
+    pub by_address: Vec<TcpSource>,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            listen: None,
+            idle_timeout: Duration::from_secs(120),
+            login_timeout: Duration::from_secs(30),
+            max_connections: 500,
+            by_address: Vec::new(),
+        }
+    }
+}
+
+/// A source address that identifies a device on the raw-TCP port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSource {
+    pub address: IpAddr,
+    /// The device's name (`telegaz device list`).
+    pub device: String,
 }
 
 impl Default for FtpConfig {
@@ -150,6 +228,7 @@ impl Default for FtpConfig {
             database_wait: Duration::from_secs(3),
             proxy_protocol_from: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
+            tls: FtpTlsConfig::default(),
         }
     }
 }
@@ -488,6 +567,7 @@ const ENV_SECTIONS: &[&str] = &[
     "data_dir",
     "database_url",
     "ftp",
+    "tcp",
     "web",
     "login_policy",
     "log",
@@ -574,9 +654,59 @@ impl Config {
         parse_addr("web.listen", &self.web.listen)
     }
 
+    /// The raw-TCP listener address, when raw-TCP reception is on.
+    pub fn tcp_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.tcp
+            .listen
+            .as_deref()
+            .map(|l| parse_addr("tcp.listen", l))
+            .transpose()
+    }
+
+    fn validate_tls_and_tcp(&self) -> Result<(), ConfigError> {
+        let tls = &self.ftp.tls;
+        match (&tls.certificate, &tls.key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "ftp.tls.certificate is set but ftp.tls.key is not: give both PEM files".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "ftp.tls.key is set but ftp.tls.certificate is not: give both PEM files".into(),
+                ));
+            }
+            _ => {}
+        }
+        if tls.required == TlsRequired::All && tls.files().is_none() {
+            return Err(ConfigError::Invalid(
+                "ftp.tls.required = \"all\" needs ftp.tls.certificate and ftp.tls.key".into(),
+            ));
+        }
+        self.tcp_listen()?;
+        let tcp = &self.tcp;
+        if tcp.idle_timeout.is_zero() || tcp.login_timeout.is_zero() || tcp.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "tcp.idle_timeout, tcp.login_timeout and tcp.max_connections must be greater than zero"
+                    .into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &tcp.by_address {
+            if !seen.insert(s.address) {
+                return Err(ConfigError::Invalid(format!(
+                    "tcp.by_address names {} twice: one address identifies one device",
+                    s.address
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn validated(self) -> Result<Config, ConfigError> {
         self.ftp_listen()?;
         self.web_listen()?;
+        self.validate_tls_and_tcp()?;
         let ftp = &self.ftp;
         let positive = [
             ("ftp.max_file_size", ftp.max_file_size == 0),
@@ -1066,6 +1196,78 @@ mod tests {
             let c = load(&flags)?;
             assert_eq!(c.ftp.listen, "127.0.0.1:3000");
             assert_eq!(c.data_dir, PathBuf::from("/var/lib/telegaz"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn ftps_and_raw_tcp_settings() {
+        Jail::expect_with(|jail| {
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.ftp.tls.files(), None, "FTPS is off by default");
+            assert_eq!(
+                c.tcp_listen().map_err(|e| e.to_string())?,
+                None,
+                "raw TCP is off by default"
+            );
+            jail.create_file(
+                "telegaz.toml",
+                r#"
+                [ftp.tls]
+                certificate = "/etc/telegaz/cert.pem"
+                key = "/etc/telegaz/key.pem"
+                required = "all"
+                [tcp]
+                listen = "0.0.0.0:2200"
+                idle_timeout = "45s"
+                [[tcp.by_address]]
+                address = "192.0.2.10"
+                device = "unit-17"
+                "#,
+            )?;
+            let c = load(&Overrides::default())?;
+            assert_eq!(c.ftp.tls.required, TlsRequired::All);
+            assert_eq!(
+                c.ftp.tls.files(),
+                Some((
+                    Path::new("/etc/telegaz/cert.pem"),
+                    Path::new("/etc/telegaz/key.pem")
+                ))
+            );
+            assert_eq!(
+                c.tcp_listen().map_err(|e| e.to_string())?,
+                Some(
+                    "0.0.0.0:2200"
+                        .parse()
+                        .map_err(|e: std::net::AddrParseError| e.to_string())?
+                )
+            );
+            assert_eq!(c.tcp.idle_timeout, Duration::from_secs(45));
+            assert_eq!(c.tcp.by_address[0].device, "unit-17");
+
+            let bad = |jail: &mut Jail, toml: &str, want: &str| -> figment::error::Result<()> {
+                jail.create_file("telegaz.toml", toml)?;
+                let e = load(&Overrides::default()).unwrap_err();
+                assert!(e.contains(want), "{e}");
+                Ok(())
+            };
+            bad(
+                jail,
+                "[ftp.tls]\ncertificate = \"c.pem\"\n",
+                "ftp.tls.key is not",
+            )?;
+            bad(
+                jail,
+                "[ftp.tls]\nrequired = \"all\"\n",
+                "needs ftp.tls.certificate",
+            )?;
+            bad(jail, "[ftp.tls]\nrequired = \"some\"\n", "required")?;
+            bad(jail, "[tcp]\nlisten = \"nowhere\"\n", "tcp.listen")?;
+            bad(
+                jail,
+                "[[tcp.by_address]]\naddress = \"10.0.0.1\"\ndevice = \"a\"\n[[tcp.by_address]]\naddress = \"10.0.0.1\"\ndevice = \"b\"\n",
+                "twice",
+            )?;
             Ok(())
         });
     }

@@ -97,6 +97,8 @@ pub struct Device {
     pub contract_hour: i8,
     /// Free text for people (site, address); may hold anything, shown escaped.
     pub title: String,
+    /// FTPS only: `AUTH TLS` before `USER`, `PROT P` for data; refused on raw TCP.
+    pub tls_required: bool,
     pub created_at: Timestamp,
 }
 
@@ -112,6 +114,7 @@ impl fmt::Debug for Device {
             .field("time_zone", &self.time_zone)
             .field("contract_hour", &self.contract_hour)
             .field("title", &self.title)
+            .field("tls_required", &self.tls_required)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -155,6 +158,7 @@ mod tests {
             time_zone: "Europe/Moscow".into(),
             contract_hour: 10,
             title: String::new(),
+            tls_required: false,
             created_at: Timestamp::UNIX_EPOCH,
         };
         let text = format!("{d:?}");

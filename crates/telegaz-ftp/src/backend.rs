@@ -17,6 +17,8 @@ pub struct SessionInfo {
     pub id: String,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The control connection is TLS (after `AUTH TLS`).
+    pub tls: bool,
 }
 
 /// Why a login was refused. The client always hears the same `530`; the reason
@@ -35,6 +37,8 @@ pub enum LoginError {
     Blocked { scope: String, remaining_secs: u64 },
     #[error("login unavailable: {0}")]
     Unavailable(String),
+    #[error("TLS is required: the client logged in without AUTH TLS")]
+    TlsRequired,
 }
 
 impl LoginError {
@@ -47,6 +51,7 @@ impl LoginError {
             LoginError::AddressNotAllowed => "address_not_allowed",
             LoginError::Blocked { .. } => "blocked",
             LoginError::Unavailable(_) => "unavailable",
+            LoginError::TlsRequired => "tls_required",
         }
     }
 }
@@ -128,6 +133,10 @@ pub trait UploadSink: Send + 'static {
 /// A logged-in account.
 pub trait Account: Clone + Send + Sync + 'static {
     fn name(&self) -> &str;
+    /// The account may only be used over TLS (control and data).
+    fn tls_required(&self) -> bool {
+        false
+    }
 }
 
 /// The storage side of the FTP server.
@@ -154,6 +163,12 @@ pub trait Backend: Send + Sync + 'static {
         user: &str,
         password: SecretString,
     ) -> Result<Self::Account, LoginError>;
+
+    /// The engine refused a login before asking [`Backend::login`] (TLS
+    /// required and not started): for the audit trail.
+    async fn login_refused(&self, session: &SessionInfo, user: Option<&str>, error: &LoginError) {
+        let _ = (session, user, error);
+    }
 
     async fn begin_upload(
         &self,

@@ -5,6 +5,7 @@ pub mod names;
 mod path;
 pub mod proxy;
 mod server;
+mod tls;
 
 pub use backend::{
     Account, Backend, Entry, FsError, LoginError, Receipt, SessionInfo, UploadRequest, UploadSink,
@@ -12,3 +13,4 @@ pub use backend::{
 };
 pub use path::{PathError, VPath};
 pub use server::{CLIENT_GONE_GRACE, EngineConfig, serve};
+pub use tls::{TlsSettings, TlsSetupError};

@@ -16,14 +16,16 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use telegaz_domain::{FileName, PartialReason};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::backend::{Backend, FsError, SessionInfo, UploadRequest, UploadSink, WriteMode};
+use crate::backend::{
+    Account, Backend, FsError, LoginError, SessionInfo, UploadRequest, UploadSink, WriteMode,
+};
 use crate::names::{self, NameEncoding};
 use crate::path::VPath;
 use crate::proxy::{self, ProxySources};
+use crate::tls::{Conn, TlsSettings};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct EngineConfig {
     /// Load balancers whose connections (control, and data if they carry
     /// them) start with a PROXY protocol header naming the real client.
     pub proxy_from: ProxySources,
+    /// FTPS (explicit `AUTH TLS`); `None`: plain FTP only.
+    pub tls: Option<TlsSettings>,
     /// At shutdown, how long transfers in flight may run on; those still
     /// running then are ended and kept as partial (reason `shutdown`).
     pub shutdown_grace: Duration,
@@ -151,6 +155,7 @@ async fn accept<B: Backend>(
                 id: format!("{:016x}", rand::random::<u64>()),
                 peer,
                 local,
+                tls: false,
             };
             if config.proxy_from.expects_header(peer.ip()) {
                 match proxy::read_header(&mut stream, PROXY_HEADER_WAIT).await {
@@ -187,7 +192,7 @@ async fn accept<B: Backend>(
             };
             backend.connected(&info).await;
             let _ = stream.set_nodelay(true);
-            let (rd, wr) = stream.into_split();
+            let (rd, wr) = tokio::io::split(Conn::Plain(stream));
             let mut s = Session {
                 backend: backend.clone(),
                 config: config.clone(),
@@ -203,6 +208,7 @@ async fn accept<B: Backend>(
                 encoding: NameEncoding::Utf8,
                 stop,
                 cut,
+                protect_data: false,
             };
             let reason = s.run().await;
             backend
@@ -272,14 +278,14 @@ enum Line {
 /// Reads CRLF (or LF) terminated lines with a length limit. Cancel-safe:
 /// partial input stays in the buffer when a `select!` drops the future.
 struct LineReader {
-    rd: OwnedReadHalf,
+    rd: ReadHalf<Conn>,
     buf: Vec<u8>,
     max: usize,
     discarding: bool,
 }
 
 impl LineReader {
-    fn new(rd: OwnedReadHalf, max: usize) -> Self {
+    fn new(rd: ReadHalf<Conn>, max: usize) -> Self {
         Self {
             rd,
             buf: Vec::with_capacity(256),
@@ -351,7 +357,7 @@ struct Session<B: Backend> {
     config: Arc<EngineConfig>,
     info: SessionInfo,
     ctl: LineReader,
-    out: OwnedWriteHalf,
+    out: WriteHalf<Conn>,
     account: Option<B::Account>,
     user: Option<String>,
     cwd: VPath,
@@ -363,6 +369,8 @@ struct Session<B: Backend> {
     stop: tokio::sync::watch::Receiver<bool>,
     /// Set when the shutdown grace period is over: transfers end now.
     cut: tokio::sync::watch::Receiver<bool>,
+    /// `PROT P`: data connections are TLS.
+    protect_data: bool,
 }
 
 /// Result of running a transfer.
@@ -375,7 +383,8 @@ enum Transfer {
 impl<B: Backend> Session<B> {
     async fn reply(&mut self, code: u16, text: &str) -> std::io::Result<()> {
         let line = format!("{code} {}\r\n", text.replace(['\r', '\n'], " "));
-        self.out.write_all(line.as_bytes()).await
+        self.out.write_all(line.as_bytes()).await?;
+        self.out.flush().await
     }
 
     async fn reply_bytes(&mut self, code: u16, text: &[u8]) -> std::io::Result<()> {
@@ -385,7 +394,8 @@ impl<B: Backend> Session<B> {
                 .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
         line.extend_from_slice(b"\r\n");
-        self.out.write_all(&line).await
+        self.out.write_all(&line).await?;
+        self.out.flush().await
     }
 
     async fn run(&mut self) -> End {
@@ -459,6 +469,25 @@ impl<B: Backend> Session<B> {
         tracing::trace!(session = %self.info.id, verb = %verb, "command");
         // Commands allowed before login.
         match verb.as_str() {
+            "USER" | "PASS" if self.tls_required_now() => {
+                let user = if verb == "USER" {
+                    Some(arg_text.trim().to_owned())
+                } else {
+                    self.user.take()
+                };
+                self.account = None;
+                self.user = None;
+                self.backend
+                    .login_refused(&self.info, user.as_deref(), &LoginError::TlsRequired)
+                    .await;
+                return self
+                    .reply(
+                        530,
+                        "TLS is required on this server: send AUTH TLS before USER (ftp.tls.required)",
+                    )
+                    .await
+                    .map(|_| None);
+            }
             "USER" => {
                 self.account = None;
                 self.user = Some(arg_text.trim().to_owned());
@@ -475,6 +504,13 @@ impl<B: Backend> Session<B> {
                         self.cwd = VPath::root();
                         self.reply(230, "Logged in").await.map(|_| None)
                     }
+                    Err(LoginError::TlsRequired) => self
+                        .reply(
+                            530,
+                            "This device must use TLS: send AUTH TLS before USER (device setting tls_required)",
+                        )
+                        .await
+                        .map(|_| None),
                     Err(_) => self.reply(530, "Login incorrect").await.map(|_| None),
                 };
             }
@@ -485,11 +521,19 @@ impl<B: Backend> Session<B> {
             "NOOP" => return self.reply(200, "OK").await.map(|_| None),
             "SYST" => return self.reply(215, "UNIX Type: L8").await.map(|_| None),
             "FEAT" => {
+                let tls: &[u8] = if self.config.tls.is_some() {
+                    b" AUTH TLS\r\n PBSZ\r\n PROT\r\n"
+                } else {
+                    b""
+                };
+                self.out.write_all(b"211-Features:\r\n").await?;
+                self.out.write_all(tls).await?;
                 self.out
                     .write_all(
-                        b"211-Features:\r\n EPSV\r\n PASV\r\n EPRT\r\n SIZE\r\n MDTM\r\n REST STREAM\r\n UTF8\r\n211 End\r\n",
+                        b" EPSV\r\n PASV\r\n EPRT\r\n SIZE\r\n MDTM\r\n REST STREAM\r\n UTF8\r\n211 End\r\n",
                     )
                     .await?;
+                self.out.flush().await?;
                 return Ok(None);
             }
             "OPTS" => {
@@ -506,9 +550,48 @@ impl<B: Backend> Session<B> {
                     .await
                     .map(|_| None);
             }
-            "AUTH" | "PBSZ" | "PROT" => {
+            "AUTH" | "PBSZ" | "PROT" | "CCC" if self.config.tls.is_none() => {
                 return self
                     .reply(502, "TLS is not enabled on this server")
+                    .await
+                    .map(|_| None);
+            }
+            "AUTH" => return self.auth_tls(&arg_text).await,
+            "PBSZ" | "PROT" if !self.info.tls => {
+                return self.reply(503, "Send AUTH TLS first").await.map(|_| None);
+            }
+            "PBSZ" => return self.reply(200, "PBSZ=0").await.map(|_| None),
+            "PROT" => {
+                return match arg_text.trim().to_ascii_uppercase().as_str() {
+                    "P" => {
+                        self.protect_data = true;
+                        self.reply(200, "Data connections will be protected (PROT P)")
+                            .await
+                            .map(|_| None)
+                    }
+                    "C" if self.data_protection_required() => self
+                        .reply(
+                            534,
+                            "Data connections must be protected on this server: use PROT P",
+                        )
+                        .await
+                        .map(|_| None),
+                    "C" => {
+                        self.protect_data = false;
+                        self.reply(200, "Data connections will be clear (PROT C)")
+                            .await
+                            .map(|_| None)
+                    }
+                    "S" | "E" => self
+                        .reply(536, "Only PROT P and PROT C are supported")
+                        .await
+                        .map(|_| None),
+                    _ => self.reply(504, "PROT takes P or C").await.map(|_| None),
+                };
+            }
+            "CCC" => {
+                return self
+                    .reply(534, "CCC refused: the control connection stays encrypted")
                     .await
                     .map(|_| None);
             }
@@ -591,6 +674,17 @@ impl<B: Backend> Session<B> {
                 }
                 Err(_) => self.reply(501, "REST needs a byte offset").await?,
             },
+            "STOR" | "APPE" | "STOU" | "RETR" | "LIST" | "NLST"
+                if self.data_protection_required() && !self.protect_data =>
+            {
+                self.data = None;
+                self.rest = 0;
+                self.reply(
+                    521,
+                    "Data connections must be protected on this server: send PBSZ 0 and PROT P",
+                )
+                .await?;
+            }
             "STOR" | "APPE" | "STOU" => {
                 let rest = std::mem::take(&mut self.rest);
                 let (raw, mode) = match verb.as_str() {
@@ -697,6 +791,98 @@ impl<B: Backend> Session<B> {
             _ => self.reply(502, "Command not implemented").await?,
         }
         Ok(None)
+    }
+
+    /// TLS is required of every session and this one has not started it.
+    fn tls_required_now(&self) -> bool {
+        self.config.tls.as_ref().is_some_and(|t| t.required) && !self.info.tls
+    }
+
+    /// Transfers need `PROT P`: TLS is required globally or by the device.
+    fn data_protection_required(&self) -> bool {
+        self.config.tls.as_ref().is_some_and(|t| t.required)
+            || self.account.as_ref().is_some_and(|a| a.tls_required())
+    }
+
+    /// `AUTH TLS`: answer 234, then the TLS handshake on the control connection.
+    async fn auth_tls(&mut self, mechanism: &str) -> std::io::Result<Option<End>> {
+        let Some(tls) = self.config.tls.clone() else {
+            return self
+                .reply(502, "TLS is not enabled on this server")
+                .await
+                .map(|_| None);
+        };
+        if self.info.tls {
+            return self.reply(503, "TLS is already on").await.map(|_| None);
+        }
+        let mechanism = mechanism.trim().to_ascii_uppercase();
+        if !matches!(mechanism.as_str(), "TLS" | "TLS-C" | "SSL") {
+            return self.reply(504, "Use AUTH TLS").await.map(|_| None);
+        }
+        self.reply(234, "AUTH TLS successful, start the TLS handshake")
+            .await?;
+        if !self.ctl.buf.is_empty() {
+            // Plain text sent after AUTH but before the handshake would be
+            // taken as if it came encrypted (command injection).
+            return Ok(Some(
+                "commands sent after AUTH TLS before the TLS handshake".into(),
+            ));
+        }
+        let (rd, wr) = tokio::io::split(Conn::Gone);
+        let rd = std::mem::replace(&mut self.ctl.rd, rd);
+        let wr = std::mem::replace(&mut self.out, wr);
+        if !rd.is_pair_of(&wr) {
+            return Ok(Some(
+                "internal error: control connection halves mismatch".into(),
+            ));
+        }
+        let Conn::Plain(tcp) = rd.unsplit(wr) else {
+            return Ok(Some("internal error: control connection not plain".into()));
+        };
+        let wait = self.config.data_connect_timeout;
+        match tokio::time::timeout(wait, tls.control().accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                let (rd, wr) = tokio::io::split(Conn::Tls(Box::new(stream)));
+                self.ctl.rd = rd;
+                self.out = wr;
+                self.info.tls = true;
+                // RFC 4217: AUTH resets the login state.
+                self.user = None;
+                self.account = None;
+                tracing::debug!(session = %self.info.id, "control connection is TLS");
+                Ok(None)
+            }
+            Ok(Err(e)) => Ok(Some(format!(
+                "TLS handshake on the control connection failed: {e}"
+            ))),
+            Err(_) => Ok(Some(format!(
+                "no TLS handshake on the control connection within {} s",
+                wait.as_secs()
+            ))),
+        }
+    }
+
+    /// After `150`: a data connection under `PROT P` starts TLS (the client
+    /// may resume the control connection's session). `Err`: why it failed.
+    async fn secure_data(&mut self, tcp: TcpStream) -> Result<Conn, String> {
+        if !self.protect_data {
+            return Ok(Conn::Plain(tcp));
+        }
+        let Some(tls) = self.config.tls.clone() else {
+            return Ok(Conn::Plain(tcp));
+        };
+        let wait = self.config.data_connect_timeout;
+        match tokio::time::timeout(wait, tls.data().accept(tcp)).await {
+            Ok(Ok(stream)) => Ok(Conn::Tls(Box::new(stream))),
+            Ok(Err(e)) => {
+                tracing::info!(session = %self.info.id, error = %e, "TLS handshake on a data connection failed");
+                Err(format!("TLS handshake on the data connection failed: {e}"))
+            }
+            Err(_) => Err(format!(
+                "no TLS handshake on the data connection within {} s",
+                wait.as_secs()
+            )),
+        }
     }
 
     fn resolve(&mut self, raw: &[u8]) -> Result<VPath, String> {
@@ -903,7 +1089,7 @@ impl<B: Backend> Session<B> {
                 return Ok(Transfer::Closed("server shut down before the transfer began".into()));
             }
         };
-        let Some(mut data) = data else {
+        let Some(data) = data else {
             guard
                 .abandon(PartialReason::DataConnectionLost(
                     "no data connection".into(),
@@ -917,6 +1103,17 @@ impl<B: Backend> Session<B> {
             "Ready to receive".to_owned()
         };
         self.reply(150, &opening).await?;
+        let mut data = match self.secure_data(data).await {
+            Ok(d) => d,
+            Err(msg) => {
+                guard
+                    .abandon(PartialReason::DataConnectionLost(msg.clone()))
+                    .await;
+                self.reply(425, &format!("{msg}; the transfer is ended"))
+                    .await?;
+                return Ok(Transfer::Done);
+            }
+        };
 
         let mut buf = vec![0u8; 64 * 1024];
         let stall = self.config.stall_timeout;
@@ -958,6 +1155,9 @@ impl<B: Backend> Session<B> {
                 r = tokio::time::timeout(stall, data.read(&mut buf)) => {
                     let n = match r {
                         Ok(Ok(n)) => n,
+                        // A TLS client that closes TCP without close_notify:
+                        // the same end of data as on a plain connection.
+                        Ok(Err(e)) if data.is_tls() && e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                         Ok(Err(e)) => {
                             guard.abandon(PartialReason::DataConnectionLost(e.to_string())).await;
                             self.reply(426, "Data connection lost; the bytes received are kept").await?;
@@ -986,6 +1186,8 @@ impl<B: Backend> Session<B> {
                 }
             }
         }
+        // Answer the client's close (TLS: close_notify) before dropping it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), data.shutdown()).await;
         drop(data);
         // The data connection ended cleanly. A client that died closes both
         // connections at once: look at the control connection briefly.
@@ -1138,10 +1340,18 @@ impl<B: Backend> Session<B> {
         &mut self,
         mut reader: Box<dyn AsyncRead + Send + Unpin>,
     ) -> std::io::Result<Transfer> {
-        let Some(mut data) = self.open_data().await? else {
+        let Some(data) = self.open_data().await? else {
             return Ok(Transfer::Done);
         };
         self.reply(150, "Opening data connection").await?;
+        let mut data = match self.secure_data(data).await {
+            Ok(d) => d,
+            Err(msg) => {
+                self.reply(425, &format!("{msg}; the transfer is ended"))
+                    .await?;
+                return Ok(Transfer::Done);
+            }
+        };
         let mut buf = vec![0u8; 64 * 1024];
         let stall = self.config.stall_timeout;
         let mut cut = self.cut.clone();

@@ -121,15 +121,21 @@ pub struct DeviceAccount {
     pub device_id: DeviceId,
     pub name: String,
     pub login: String,
+    /// FTPS only: data connections need `PROT P`.
+    pub tls_required: bool,
 }
 
 impl Account for DeviceAccount {
     fn name(&self) -> &str {
         &self.name
     }
+
+    fn tls_required(&self) -> bool {
+        self.tls_required
+    }
 }
 
-fn event(kind: AuditKind, outcome: &str, session: &SessionInfo) -> NewAuditEvent {
+pub(crate) fn event(kind: AuditKind, outcome: &str, session: &SessionInfo) -> NewAuditEvent {
     let mut e = NewAuditEvent::new(kind, outcome);
     e.session = Some(session.id.clone());
     e.peer = Some(session.peer.to_string());
@@ -188,7 +194,7 @@ fn spool_to_fs(e: SpoolError) -> FsError {
 }
 
 /// IPv4-mapped IPv6 peers are IPv4 peers (dual-stack listeners report them so).
-fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
@@ -649,12 +655,95 @@ impl Receiver {
         if !allowed.allows(ip) {
             return Err((LoginError::AddressNotAllowed, Some(device.id)));
         }
+        if device.tls_required && !session.tls {
+            return Err((LoginError::TlsRequired, Some(device.id)));
+        }
         throttle.record_success(ip, user);
         Ok(DeviceAccount {
             device_id: device.id,
             name: device.name.to_string(),
             login: device.login.to_string(),
+            tls_required: device.tls_required,
         })
+    }
+
+    /// A raw-TCP unit identified by its source address (`tcp.by_address`)
+    /// instead of a password: the device must exist, be enabled, allow the
+    /// address and not require TLS. Audited like a login.
+    pub async fn login_by_address(
+        &self,
+        session: &SessionInfo,
+        device_name: &str,
+    ) -> Result<DeviceAccount, LoginError> {
+        let result = self.address_login_inner(session, device_name).await;
+        let login = match &result {
+            Ok(a) => a.login.clone(),
+            Err(_) => device_name.to_owned(),
+        };
+        self.record_login(session, &login, &result).await;
+        result.map_err(|(e, _)| e)
+    }
+
+    async fn address_login_inner(
+        &self,
+        session: &SessionInfo,
+        device_name: &str,
+    ) -> Result<DeviceAccount, (LoginError, Option<DeviceId>)> {
+        let device = match self.inner.db.device_by_name(device_name).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                tracing::error!(
+                    device = device_name,
+                    "tcp.by_address names a device that does not exist; check `telegaz device list`"
+                );
+                return Err((LoginError::UnknownUser, None));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database error during login");
+                return Err((LoginError::Unavailable("database unavailable".into()), None));
+            }
+        };
+        if !device.enabled {
+            return Err((LoginError::Disabled, Some(device.id)));
+        }
+        let allowed = NetworkAllowList::parse(&device.allowed_networks)
+            .map_err(|e| (LoginError::Unavailable(e.to_string()), Some(device.id)))?;
+        if !allowed.allows(canonical_ip(session.peer.ip())) {
+            return Err((LoginError::AddressNotAllowed, Some(device.id)));
+        }
+        if device.tls_required && !session.tls {
+            return Err((LoginError::TlsRequired, Some(device.id)));
+        }
+        Ok(DeviceAccount {
+            device_id: device.id,
+            name: device.name.to_string(),
+            login: device.login.to_string(),
+            tls_required: device.tls_required,
+        })
+    }
+
+    /// Audit a login attempt and count it.
+    async fn record_login(
+        &self,
+        session: &SessionInfo,
+        user: &str,
+        result: &Result<DeviceAccount, (LoginError, Option<DeviceId>)>,
+    ) {
+        let (outcome, kind, device_id, detail) = match result {
+            Ok(a) => (
+                "ok",
+                AuditKind::LoginSucceeded,
+                Some(a.device_id),
+                String::new(),
+            ),
+            Err((e, id)) => (e.code(), AuditKind::LoginFailed, *id, e.to_string()),
+        };
+        metrics::counter!("telegaz_ftp_logins_total", "outcome" => outcome).increment(1);
+        let mut e = event(kind, outcome, session);
+        e.login = Some(user.to_owned());
+        e.device_id = device_id;
+        e.detail = detail;
+        self.inner.audit.record(e).await;
     }
 
     fn entry_from_file(f: &telegaz_store::NsFile) -> Result<Entry, FsError> {
@@ -944,22 +1033,24 @@ impl Backend for Receiver {
         password: SecretString,
     ) -> Result<DeviceAccount, LoginError> {
         let result = self.login_inner(session, user, password).await;
-        let (outcome, kind, device_id, detail) = match &result {
-            Ok(a) => (
-                "ok",
-                AuditKind::LoginSucceeded,
-                Some(a.device_id),
-                String::new(),
-            ),
-            Err((e, id)) => (e.code(), AuditKind::LoginFailed, *id, e.to_string()),
-        };
-        metrics::counter!("telegaz_ftp_logins_total", "outcome" => outcome).increment(1);
-        let mut e = event(kind, outcome, session);
-        e.login = Some(user.to_owned());
-        e.device_id = device_id;
-        e.detail = detail;
-        self.inner.audit.record(e).await;
+        self.record_login(session, user, &result).await;
         result.map_err(|(e, _)| e)
+    }
+
+    async fn login_refused(&self, session: &SessionInfo, user: Option<&str>, error: &LoginError) {
+        let id = match user {
+            Some(u) => self
+                .inner
+                .db
+                .device_by_login(u)
+                .await
+                .ok()
+                .flatten()
+                .map(|d| d.id),
+            None => None,
+        };
+        self.record_login(session, user.unwrap_or(""), &Err((error.clone(), id)))
+            .await;
     }
 
     async fn begin_upload(

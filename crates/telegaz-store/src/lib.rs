@@ -146,6 +146,8 @@ pub struct DeviceUpdate {
     pub contract_hour: Option<i8>,
     /// Free text for people: site, address (the name is what modems type).
     pub title: Option<String>,
+    /// FTPS only (see `Device::tls_required`).
+    pub tls_required: Option<bool>,
 }
 
 /// Which readings to return.

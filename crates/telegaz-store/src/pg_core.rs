@@ -83,7 +83,7 @@ async fn lock_device(conn: &mut PgConnection, device: DeviceId) -> Result<()> {
 // Devices.
 
 const DEVICE_COLUMNS: &str = "id, name, login, password_hash, enabled, allowed_networks, \
-     time_zone, contract_hour, title, created_at";
+     time_zone, contract_hour, title, tls_required, created_at";
 
 fn device_from_row(row: &PgRow) -> Result<Device> {
     let err = corrupt("device row");
@@ -101,6 +101,7 @@ fn device_from_row(row: &PgRow) -> Result<Device> {
         contract_hour: i8::try_from(hour)
             .map_err(|e| StoreError::Corrupt(format!("contract hour: {e}")))?,
         title: row.try_get("title").map_err(&err)?,
+        tls_required: row.try_get("tls_required").map_err(&err)?,
         created_at: row.try_get::<PgTime, _>("created_at").map_err(&err)?.0,
     })
 }
@@ -187,7 +188,8 @@ pub(crate) async fn update_device(
         || update.allowed_networks.is_some()
         || update.time_zone.is_some()
         || update.contract_hour.is_some()
-        || update.title.is_some();
+        || update.title.is_some()
+        || update.tls_required.is_some();
     if !changes {
         return device_by_id(db, id)
             .await?
@@ -198,7 +200,8 @@ pub(crate) async fn update_device(
         "UPDATE devices SET password_hash = COALESCE($2, password_hash), \
          enabled = COALESCE($3, enabled), allowed_networks = COALESCE($4, allowed_networks), \
          time_zone = COALESCE($5, time_zone), contract_hour = COALESCE($6, contract_hour), \
-         title = COALESCE($7, title), updated_at = $8 WHERE id = $1 RETURNING {DEVICE_COLUMNS}"
+         title = COALESCE($7, title), updated_at = $8, \
+         tls_required = COALESCE($9, tls_required) WHERE id = $1 RETURNING {DEVICE_COLUMNS}"
     ));
     sqlx::query(sql)
         .bind(id.0)
@@ -209,6 +212,7 @@ pub(crate) async fn update_device(
         .bind(update.contract_hour.map(i16::from))
         .bind(&update.title)
         .bind(PgTime(Timestamp::now()))
+        .bind(update.tls_required)
         .fetch_optional(&db.pool)
         .await
         .map_err(StoreError::query("changing a device"))?

@@ -69,7 +69,7 @@ impl SqliteDatabase {
 }
 
 const DEVICE_COLUMNS: &str = "id, name, login, password_hash, enabled, allowed_networks, \
-     time_zone, contract_hour, title, created_at";
+     time_zone, contract_hour, title, tls_required, created_at";
 
 fn device_from_row(row: &SqliteRow) -> Result<Device> {
     let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("device row: {e}"));
@@ -92,6 +92,7 @@ fn device_from_row(row: &SqliteRow) -> Result<Device> {
         contract_hour: i8::try_from(row.try_get::<i64, _>("contract_hour").map_err(get_err)?)
             .map_err(|e| StoreError::Corrupt(format!("contract hour: {e}")))?,
         title: row.try_get("title").map_err(get_err)?,
+        tls_required: row.try_get::<i64, _>("tls_required").map_err(get_err)? != 0,
         created_at: from_text(&created)?,
     })
 }
@@ -390,6 +391,15 @@ impl Database for SqliteDatabase {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query("changing a device's title"))?;
+        }
+        if let Some(required) = update.tls_required {
+            sqlx::query("UPDATE devices SET tls_required = ?, updated_at = ? WHERE id = ?")
+                .bind(i64::from(required))
+                .bind(&now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("changing whether a device must use TLS"))?;
         }
         tx.commit()
             .await

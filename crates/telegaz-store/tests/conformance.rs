@@ -796,6 +796,7 @@ async fn devices_are_unique_and_updatable(db: &dyn Database) {
                 time_zone: Some("Asia/Yekaterinburg".into()),
                 contract_hour: Some(6),
                 title: Some("Котельная <№3> & \"склад\"".into()),
+                tls_required: Some(true),
             },
         )
         .await
@@ -809,6 +810,13 @@ async fn devices_are_unique_and_updatable(db: &dyn Database) {
         updated.title, "Котельная <№3> & \"склад\"",
         "titles are kept as typed"
     );
+    assert!(updated.tls_required);
+    assert!(!d.tls_required, "TLS is not required by default");
+    let untouched = db
+        .update_device(d.id, DeviceUpdate::default())
+        .await
+        .unwrap();
+    assert!(untouched.tls_required, "an update without it leaves it");
     assert_eq!(d.title, "", "no title by default");
     assert_eq!(d.time_zone, "Europe/Moscow", "default time zone");
     assert_eq!(d.contract_hour, 10, "default contract hour");

@@ -59,6 +59,10 @@ pub enum DeviceCommand {
         /// Free text for people: site, address (shown in the web UI and on reports).
         #[arg(long, value_name = "TEXT")]
         title: Option<String>,
+        /// Whether the unit must use FTPS: AUTH TLS before USER and PROT P for
+        /// data (needs [ftp.tls]); its raw-TCP connections are refused.
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        tls_required: Option<bool>,
     },
 }
 
@@ -71,6 +75,7 @@ struct DeviceJson<'a> {
     allowed_networks: &'a [String],
     time_zone: &'a str,
     contract_hour: i8,
+    tls_required: bool,
     created_at: String,
 }
 
@@ -83,6 +88,7 @@ fn to_json(d: &Device) -> DeviceJson<'_> {
         allowed_networks: &d.allowed_networks,
         time_zone: &d.time_zone,
         contract_hour: d.contract_hour,
+        tls_required: d.tls_required,
         created_at: d.created_at.to_string(),
     }
 }
@@ -251,6 +257,7 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
             tz,
             contract_hour,
             title,
+            tls_required,
         } => {
             let device = find(db, &name).await?;
             if allow.is_empty()
@@ -258,9 +265,10 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
                 && tz.is_none()
                 && contract_hour.is_none()
                 && title.is_none()
+                && tls_required.is_none()
             {
                 bail!(
-                    "nothing to change: give --allow CIDR (repeatable), --allow-any, --tz ZONE, --contract-hour H or --title TEXT"
+                    "nothing to change: give --allow CIDR (repeatable), --allow-any, --tz ZONE, --contract-hour H, --title TEXT or --tls-required true|false"
                 );
             }
             if let Some(zone) = &tz {
@@ -281,6 +289,7 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
                         time_zone: tz.clone(),
                         contract_hour,
                         title: title.clone(),
+                        tls_required,
                         ..Default::default()
                     },
                 )
@@ -305,6 +314,15 @@ pub async fn run(config: &Config, cmd: DeviceCommand) -> anyhow::Result<()> {
             if title.is_some() {
                 audit(db, &device, "title changed".into()).await?;
                 println!("{}: title set.", device.name);
+            }
+            if let Some(required) = tls_required {
+                let desc = if required {
+                    "TLS required (AUTH TLS before USER, PROT P for data)"
+                } else {
+                    "TLS not required"
+                };
+                audit(db, &device, desc.into()).await?;
+                println!("{}: {desc}.", device.name);
             }
         }
     }

@@ -41,6 +41,7 @@ pub struct Running {
     pub web: std::net::SocketAddr,
     stop_tx: tokio::sync::watch::Sender<bool>,
     engine: tokio::task::JoinHandle<()>,
+    tcp_task: Option<tokio::task::JoinHandle<()>>,
     ingest_task: Option<tokio::task::JoinHandle<()>>,
     delivery_task: Option<tokio::task::JoinHandle<()>>,
     alert_tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -56,6 +57,9 @@ impl Running {
         tracing::info!("shutting down");
         let _ = self.stop_tx.send(true);
         let _ = self.engine.await;
+        if let Some(task) = self.tcp_task {
+            let _ = task.await;
+        }
         if let Some(task) = self.ingest_task {
             let _ = task.await;
         }
@@ -103,6 +107,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 .context("scheduled delivery: the [[delivery]] settings")?,
         )
     };
+    // Bad certificate or key files stop the start, naming the file.
+    let tls = ftps_settings(&config.ftp.tls)?;
     let (audit, audit_task) = AuditLog::start(db.clone());
 
     let lp = &config.login_policy;
@@ -201,6 +207,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         },
     ));
 
+    // Raw TCP is announced before FTP: scripts wait for the FTP line last.
+    let tcp_task = start_tcp(&config, &receiver, &stop_rx).await?;
+
     let ftp_listener = bind_ftp(&config).await?;
     let ftp_addr = ftp_listener.local_addr()?;
     announce("FTP", ftp_addr);
@@ -227,6 +236,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             client_gone_grace: telegaz_ftp::CLIENT_GONE_GRACE,
             proxy_from: telegaz_ftp::proxy::ProxySources::new(ftp.proxy_protocol_from.clone()),
             shutdown_grace: ftp.shutdown_grace,
+            tls,
         },
         stop_rx.clone(),
     ));
@@ -251,6 +261,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         web: web_addr,
         stop_tx,
         engine,
+        tcp_task,
         ingest_task,
         delivery_task,
         alert_tasks,
@@ -259,6 +270,57 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         audit,
         audit_task,
     })
+}
+
+/// Raw-TCP reception (`[tcp]`), when `tcp.listen` is set.
+async fn start_tcp(
+    config: &Config,
+    receiver: &Receiver,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = config.tcp_listen()? else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen for raw TCP on {addr}: {e}; choose another tcp.listen")
+    })?;
+    let addr = listener.local_addr()?;
+    announce("TCP", addr);
+    let tcp = &config.tcp;
+    let settings = telegaz_receiver::TcpSettings {
+        idle_timeout: tcp.idle_timeout,
+        login_timeout: tcp.login_timeout,
+        max_connections: tcp.max_connections,
+        by_address: tcp
+            .by_address
+            .iter()
+            .map(|s| (s.address, s.device.clone()))
+            .collect(),
+    };
+    let task = tokio::spawn(telegaz_receiver::serve_tcp(
+        listener,
+        receiver.clone(),
+        settings,
+        stop.clone(),
+    ));
+    Ok(Some(task))
+}
+
+/// FTPS settings from `[ftp.tls]`; `None` when no certificate is configured.
+fn ftps_settings(
+    tls: &telegaz_config::FtpTlsConfig,
+) -> anyhow::Result<Option<telegaz_ftp::TlsSettings>> {
+    let Some((certificate, key)) = tls.files() else {
+        return Ok(None);
+    };
+    let required = tls.required == telegaz_config::TlsRequired::All;
+    let settings = telegaz_ftp::TlsSettings::from_pem_files(certificate, key, required)?;
+    tracing::info!(
+        certificate = %certificate.display(),
+        required,
+        "FTPS (AUTH TLS) is on"
+    );
+    Ok(Some(settings))
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -342,6 +342,7 @@ mod tests {
             time_zone: "Europe/Moscow".into(),
             contract_hour: 10,
             title: String::new(),
+            tls_required: false,
             created_at: Timestamp::UNIX_EPOCH,
         }
     }

@@ -40,6 +40,8 @@ pub struct Server {
     pub dir: PathBuf,
     pub ftp: SocketAddr,
     pub http: SocketAddr,
+    /// The raw-TCP port, when `TELEGAZ_TCP__LISTEN` (or a config file) turned it on.
+    pub tcp: Option<SocketAddr>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
@@ -81,17 +83,8 @@ impl Server {
     }
 
     fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir")
-            .arg(&dir)
-            .args([
-                "serve",
-                "--ftp-listen",
-                "127.0.0.1:0",
-                "--web-listen",
-                "127.0.0.1:0",
-            ])
-            .env("TELEGAZ_LOG__LEVEL", "info")
+        let mut cmd = serve_command(&dir);
+        cmd.env("TELEGAZ_LOG__LEVEL", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
@@ -117,7 +110,7 @@ impl Server {
                 }
             }
         });
-        let (mut ftp, mut http) = (None, None);
+        let (mut ftp, mut http, mut tcp) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while ftp.is_none() || http.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -131,12 +124,15 @@ impl Server {
                 ftp = Some(addr(&line));
             } else if line.starts_with("telegaz: HTTP listening on ") {
                 http = Some(addr(&line));
+            } else if line.starts_with("telegaz: TCP listening on ") {
+                tcp = Some(addr(&line));
             }
         }
         Server {
             dir,
             ftp: ftp.unwrap(),
             http: http.unwrap(),
+            tcp,
             child: Some(child),
             _tmp: None,
             env,
@@ -399,6 +395,44 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `telegaz serve` on free local ports with this data directory.
+pub fn serve_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(dir).args([
+        "serve",
+        "--ftp-listen",
+        "127.0.0.1:0",
+        "--web-listen",
+        "127.0.0.1:0",
+    ]);
+    cmd
+}
+
+/// A self-signed certificate for `localhost`/127.0.0.1 and its key (PEM), made with openssl.
+pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    run_ok(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]));
+    (cert, key)
 }
 
 /// Write test content to a file in a fresh temporary directory.
