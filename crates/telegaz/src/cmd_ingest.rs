@@ -65,7 +65,8 @@ async fn device(db: &dyn Database, name: &str) -> anyhow::Result<Device> {
 
 fn ingestor(config: &Config, db: Arc<dyn Database>) -> anyhow::Result<Ingestor> {
     let spool = Spool::open(config.spool_dir())?;
-    Ok(Ingestor::new(db, spool, crate::profiles::load(config)))
+    Ok(Ingestor::new(db, spool, crate::profiles::load(config))
+        .with_claim_lease(config.ingest.claim_lease))
 }
 
 fn bar(len: usize) -> ProgressBar {
@@ -194,12 +195,20 @@ async fn process_all(
             let name = names.get(&id).map(String::as_str).unwrap_or("");
             let line = match &result {
                 Ok(outcome) => describe(id, name, outcome),
+                Err(e) if e.is_taken() => {
+                    format!(
+                        "#{} {name}: skipped: another worker (a running server?) has it",
+                        id.0
+                    )
+                }
                 Err(e) => format!("#{} {name}: error: {e}; it stays queued", id.0),
             };
             if !matches!(result, Ok(Outcome::Parsed(_))) {
                 not_parsed += 1;
             }
-            if let Err(e) = result {
+            if let Err(e) = result
+                && !e.is_taken()
+            {
                 first_error.get_or_insert(e);
             }
             bar.suspend(|| println!("{line}"));
