@@ -176,7 +176,7 @@ impl Burst {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        let data = archive(client * 1_000_000 + n * ROWS);
+                        let data = archive(client * 100_000 + n * ROWS);
                         let name = format!("r{receiver}-c{w}-{n}.txt");
                         // put_file returns only after the 226.
                         match ftp.put_file(&name, &mut std::io::Cursor::new(&data)) {
@@ -294,10 +294,7 @@ fn two_receivers_on_one_database_one_killed_mid_burst_lose_and_repeat_nothing() 
         assert_eq!(records["new"], ROWS, "parsed more than once? {u:#}");
         assert_eq!(records["duplicate"], 0, "{u:#}");
     }
-    let readings: u64 = db
-        .query("SELECT count(*) FROM readings")
-        .parse()
-        .unwrap();
+    let readings: u64 = db.query("SELECT count(*) FROM readings").parse().unwrap();
     let distinct: u64 = db
         .query("SELECT count(DISTINCT (device_id, kind, local_time, record_no)) FROM readings")
         .parse()
