@@ -111,6 +111,11 @@ impl Ingestor {
         self
     }
 
+    /// How long this worker holds an upload it claimed.
+    pub fn claim_lease(&self) -> std::time::Duration {
+        self.claim_lease
+    }
+
     /// Detect, parse and store one upload; its outcome is recorded.
     pub async fn process(&self, id: UploadId) -> Result<Outcome, IngestError> {
         let parsed = self.parse(id).await?;
