@@ -495,11 +495,20 @@ pub struct IngestConfig {
     /// Parse uploads in this process. Turn off on receivers that only receive
     /// while another Telegaz (or `telegaz reparse`) parses; uploads stay queued.
     pub enabled: bool,
+    /// How long a worker holds an upload it took from the queue. Several
+    /// receivers share one queue: each upload is parsed by the one that
+    /// claimed it; if that one dies, another takes the upload up again once
+    /// this much time has passed. Longer than parsing and storing one file.
+    #[serde(with = "humantime_serde")]
+    pub claim_lease: Duration,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { enabled: true }
+        IngestConfig {
+            enabled: true,
+            claim_lease: Duration::from_secs(120),
+        }
     }
 }
 
@@ -723,6 +732,7 @@ impl Config {
                 ftp.data_connect_timeout.is_zero(),
             ),
             ("ftp.database_wait", ftp.database_wait.is_zero()),
+            ("ingest.claim_lease", self.ingest.claim_lease.is_zero()),
         ];
         for (key, bad) in positive {
             if bad {

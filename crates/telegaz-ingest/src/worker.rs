@@ -16,6 +16,10 @@ use crate::detect::{Profiles, SharedProfiles, detect_and_parse};
 /// one indexed query).
 const POLL: Duration = Duration::from_millis(200);
 
+/// How long a worker holds an upload it claimed, unless configured
+/// (`ingest.claim_lease`).
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(120);
+
 /// Why an upload could not be processed now (it stays pending).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -30,6 +34,21 @@ pub enum IngestError {
     Io { id: i64, source: std::io::Error },
     #[error("the ingest worker stopped: {0}")]
     Worker(String),
+    /// Another worker (another receiver, or a running server while the CLI
+    /// ingests) holds the upload or has finished it: nothing to do here.
+    #[error("upload #{id} is being or has been ingested by another worker; left to it")]
+    Taken { id: i64 },
+}
+
+impl IngestError {
+    /// Another worker has the upload: not a failure of this one.
+    pub fn is_taken(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Taken { .. }
+                | IngestError::Store(telegaz_store::StoreError::NotPending(_))
+        )
+    }
 }
 
 /// The result of the first stage.
@@ -67,6 +86,7 @@ pub struct Ingestor {
     db: Arc<dyn Database>,
     spool: Spool,
     profiles: SharedProfiles,
+    claim_lease: Duration,
 }
 
 impl Ingestor {
@@ -80,7 +100,20 @@ impl Ingestor {
             db,
             spool,
             profiles,
+            claim_lease: DEFAULT_CLAIM_LEASE,
         }
+    }
+
+    /// How long this worker holds an upload it claimed; another worker (on
+    /// the same database) takes the upload up after that if this one died.
+    pub fn with_claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease;
+        self
+    }
+
+    /// How long this worker holds an upload it claimed.
+    pub fn claim_lease(&self) -> std::time::Duration {
+        self.claim_lease
     }
 
     /// Detect, parse and store one upload; its outcome is recorded.
@@ -119,9 +152,12 @@ impl Ingestor {
         }
     }
 
-    /// First stage: count the attempt, read the bytes, detect and parse.
+    /// First stage: claim the upload (counting the attempt), read the
+    /// bytes, detect and parse.
     async fn parse(&self, id: UploadId) -> Result<Parsed, IngestError> {
-        let attempts = self.db.begin_ingest_attempt(id).await?;
+        let Some(attempts) = self.db.begin_ingest_attempt(id, self.claim_lease).await? else {
+            return Err(IngestError::Taken { id: id.0 });
+        };
         if attempts > MAX_ATTEMPTS {
             let reason = format!(
                 "processing stopped {} times without finishing (the server stopped or crashed while parsing it); \
@@ -298,9 +334,15 @@ impl Ingestor {
             let mut errors = 0;
             if !batch.is_empty() {
                 self.process_many(&batch, |id, result| {
-                    if let Err(e) = result {
-                        errors += 1;
-                        tracing::error!(upload_id = id.0, error = %e, "ingest failed; the upload stays queued");
+                    match result {
+                        Err(e) if e.is_taken() => {
+                            tracing::debug!(upload_id = id.0, "another worker has this upload");
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            tracing::error!(upload_id = id.0, error = %e, "ingest failed; the upload stays queued");
+                        }
+                        Ok(_) => {}
                     }
                 })
                 .await;
@@ -385,8 +427,14 @@ mod tests {
     async fn an_upload_that_stopped_the_worker_repeatedly_is_marked_failed() {
         let (_d, ingestor, db, id) = setup(ROWS).await;
         // Three earlier attempts that never finished (the process died while parsing).
+        // (Claims that end at once, as a worker's that died long ago.)
         for _ in 0..MAX_ATTEMPTS {
-            db.begin_ingest_attempt(id).await.unwrap();
+            assert!(
+                db.begin_ingest_attempt(id, Duration::ZERO)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
         let outcome = ingestor.process(id).await.unwrap();
         match outcome {
@@ -400,7 +448,10 @@ mod tests {
     #[tokio::test]
     async fn an_interrupted_attempt_is_simply_redone() {
         let (_d, ingestor, db, id) = setup(ROWS).await;
-        db.begin_ingest_attempt(id).await.unwrap();
+        assert_eq!(
+            db.begin_ingest_attempt(id, Duration::ZERO).await.unwrap(),
+            Some(1)
+        );
         assert_eq!(db.pending_ingest(10).await.unwrap(), vec![id]);
         match ingestor.process(id).await.unwrap() {
             Outcome::Parsed(info) => assert_eq!(info.records.new, 2),

@@ -80,6 +80,22 @@ pub enum StoreError {
     },
     #[error("the database holds a value Telegaz cannot read ({0}); was it edited by hand?")]
     Corrupt(String),
+    /// Another worker finished the upload first (its claim had expired);
+    /// nothing was written, the other result stands.
+    #[error(
+        "upload #{0} is no longer waiting for ingest: another worker finished it first; nothing was changed"
+    )]
+    NotPending(i64),
+}
+
+/// An ingest outcome was written only if the upload still waited
+/// (`rows` is what the conditional `UPDATE` changed).
+pub(crate) fn still_pending(rows: u64, id: UploadId) -> Result<()> {
+    if rows == 0 {
+        Err(StoreError::NotPending(id.0))
+    } else {
+        Ok(())
+    }
 }
 
 impl StoreError {
@@ -304,21 +320,34 @@ pub trait Database: Send + Sync + 'static {
     async fn enqueue_ingest(&self, id: UploadId) -> Result<()>;
     /// Queue again every upload matching the filter; returns them, oldest first.
     async fn requeue_ingest(&self, filter: &RequeueFilter) -> Result<Vec<UploadId>>;
-    /// Uploads waiting for ingest, oldest first.
+    /// Uploads waiting for ingest that no worker holds under a live claim,
+    /// oldest first.
     async fn pending_ingest(&self, limit: u32) -> Result<Vec<UploadId>>;
     /// How many uploads wait for ingest, and since when the oldest waits.
     async fn ingest_backlog(&self) -> Result<(u64, Option<Timestamp>)>;
-    /// Count one more attempt at an upload (before parsing it); returns the count.
-    async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32>;
+    /// Claim an upload for parsing, atomically: count one more attempt and
+    /// hold it for `lease` (after which a worker that died holding it is
+    /// presumed gone and the upload can be claimed again). Returns the
+    /// attempt count, or `None` when the upload is not waiting for ingest or
+    /// another worker holds it under a live claim. Several receivers on one
+    /// database share the queue this way.
+    async fn begin_ingest_attempt(
+        &self,
+        id: UploadId,
+        lease: std::time::Duration,
+    ) -> Result<Option<u32>>;
     /// Store what a parser read, idempotently on the natural key, and mark
-    /// the upload parsed, in one transaction.
+    /// the upload parsed, in one transaction. Fails with
+    /// [`StoreError::NotPending`], writing nothing, when the upload is no
+    /// longer waiting for ingest (another worker finished it first).
     async fn store_parsed(
         &self,
         id: UploadId,
         device: DeviceId,
         parsed: &ParsedFile,
     ) -> Result<IngestInfo>;
-    /// End an upload's ingest without records (quarantined or failed).
+    /// End an upload's ingest without records (quarantined or failed);
+    /// [`StoreError::NotPending`] when it is no longer waiting for ingest.
     async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()>;
     async fn readings(&self, filter: &ReadingFilter) -> Result<Vec<ArchiveRecord>>;
     /// Event-log rows of a device in a local-time window (`kind` is ignored).

@@ -88,7 +88,7 @@ pub(crate) fn ingest_from_row(row: &PgRow) -> Result<Option<IngestInfo>> {
 const ENQUEUE_CONFLICT: &str = "ON CONFLICT (upload_id) DO UPDATE SET state = 'pending', \
      attempts = 0, format = NULL, reason = NULL, truncated = FALSE, records_total = 0, \
      records_new = 0, records_duplicate = 0, records_conflicting = 0, events_total = 0, \
-     queued_at = excluded.queued_at, finished_at = NULL";
+     queued_at = excluded.queued_at, finished_at = NULL, claimed_until = NULL";
 
 /// Queue an upload (again): its earlier outcome is cleared, its records stay.
 pub(crate) async fn enqueue(conn: &mut PgConnection, id: UploadId, now: PgTime) -> Result<()> {
@@ -138,11 +138,14 @@ pub(crate) async fn requeue_ingest(
     Ok(ids.into_iter().map(UploadId).collect())
 }
 
-/// Oldest first. Rows that another worker holds locked (it is storing that
-/// upload right now) are passed over.
+/// Oldest first. Rows under another worker's live claim, and rows another
+/// worker holds locked right now (claiming or storing them), are passed
+/// over. Times are the database server's, so that receivers whose clocks
+/// differ agree on when a claim ends.
 pub(crate) async fn pending_ingest(db: &PgDatabase, limit: u32) -> Result<Vec<UploadId>> {
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT upload_id FROM ingest WHERE state = 'pending' ORDER BY upload_id LIMIT $1 \
+        "SELECT upload_id FROM ingest WHERE state = 'pending' \
+         AND (claimed_until IS NULL OR claimed_until <= now()) ORDER BY upload_id LIMIT $1 \
          FOR UPDATE SKIP LOCKED",
     )
     .bind(i64::from(limit))
@@ -163,18 +166,25 @@ pub(crate) async fn ingest_backlog(db: &PgDatabase) -> Result<(u64, Option<Times
     Ok((count(n), oldest.map(|t| t.0)))
 }
 
-pub(crate) async fn begin_ingest_attempt(db: &PgDatabase, id: UploadId) -> Result<u32> {
-    let n: i32 = sqlx::query_scalar(
-        "UPDATE ingest SET attempts = attempts + 1 WHERE upload_id = $1 RETURNING attempts",
+/// One conditional `UPDATE`: of two workers claiming the same row, the
+/// second waits for the first's commit, sees the live claim and gets nothing.
+pub(crate) async fn begin_ingest_attempt(
+    db: &PgDatabase,
+    id: UploadId,
+    lease: std::time::Duration,
+) -> Result<Option<u32>> {
+    let n: Option<i32> = sqlx::query_scalar(
+        "UPDATE ingest SET attempts = attempts + 1, \
+         claimed_until = now() + make_interval(secs => $2) \
+         WHERE upload_id = $1 AND state = 'pending' \
+         AND (claimed_until IS NULL OR claimed_until <= now()) RETURNING attempts",
     )
     .bind(id.0)
+    .bind(lease.as_secs_f64())
     .fetch_optional(&db.pool)
     .await
-    .map_err(StoreError::query("counting an ingest attempt"))?
-    .ok_or_else(|| StoreError::NotFound {
-        what: format!("upload #{} in the ingest queue", id.0),
-    })?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    .map_err(StoreError::query("claiming an upload for ingest"))?;
+    Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
 pub(crate) async fn finish_ingest(
@@ -183,10 +193,10 @@ pub(crate) async fn finish_ingest(
     state: IngestState,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE ingest SET state = $1, reason = $2, finished_at = $3, records_total = 0, \
          records_new = 0, records_duplicate = 0, records_conflicting = 0, events_total = 0 \
-         WHERE upload_id = $4",
+         WHERE upload_id = $4 AND state = 'pending'",
     )
     .bind(state.as_str())
     .bind(reason)
@@ -195,7 +205,7 @@ pub(crate) async fn finish_ingest(
     .execute(&db.pool)
     .await
     .map_err(StoreError::query("recording an ingest outcome"))?;
-    Ok(())
+    crate::still_pending(done.rows_affected(), id)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -410,10 +420,13 @@ pub(crate) async fn store_parsed(
     store_conflicts(&mut tx, device, id, &conflicts, now).await?;
     let events = store_events(&mut tx, device, id, &parsed.events).await?;
     let reason = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
-    sqlx::query(
+    // Only if still waiting: a worker whose claim expired while another
+    // finished the upload rolls back (dropping `tx`) and writes nothing.
+    let done = sqlx::query(
         "UPDATE ingest SET state = 'parsed', format = $1, reason = $2, truncated = $3, \
          records_total = $4, records_new = $5, records_duplicate = $6, records_conflicting = $7, \
-         events_total = $8, model = $9, serial = $10, finished_at = $11 WHERE upload_id = $12",
+         events_total = $8, model = $9, serial = $10, finished_at = $11 \
+         WHERE upload_id = $12 AND state = 'pending'",
     )
     .bind(&parsed.format)
     .bind(&reason)
@@ -430,6 +443,7 @@ pub(crate) async fn store_parsed(
     .execute(&mut *tx)
     .await
     .map_err(StoreError::query("recording an ingest outcome"))?;
+    crate::still_pending(done.rows_affected(), id)?;
     tx.commit()
         .await
         .map_err(StoreError::query("committing parsed records"))?;

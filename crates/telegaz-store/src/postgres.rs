@@ -178,8 +178,12 @@ impl Database for PgDatabase {
         crate::pg_core::ingest_backlog(self).await
     }
 
-    async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32> {
-        crate::pg_core::begin_ingest_attempt(self, id).await
+    async fn begin_ingest_attempt(
+        &self,
+        id: UploadId,
+        lease: std::time::Duration,
+    ) -> Result<Option<u32>> {
+        crate::pg_core::begin_ingest_attempt(self, id, lease).await
     }
 
     async fn store_parsed(

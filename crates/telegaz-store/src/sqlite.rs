@@ -943,7 +943,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn pending_ingest(&self, limit: u32) -> Result<Vec<UploadId>> {
-        crate::sqlite_ingest::pending(&self.pool, limit).await
+        crate::sqlite_ingest::pending(&self.pool, limit, &to_text(Timestamp::now())).await
     }
 
     async fn ingest_backlog(&self) -> Result<(u64, Option<Timestamp>)> {
@@ -961,9 +961,19 @@ impl Database for SqliteDatabase {
         ))
     }
 
-    async fn begin_ingest_attempt(&self, id: UploadId) -> Result<u32> {
+    async fn begin_ingest_attempt(
+        &self,
+        id: UploadId,
+        lease: std::time::Duration,
+    ) -> Result<Option<u32>> {
+        let now = Timestamp::now();
+        let until = now.checked_add(lease).map_err(|e| {
+            StoreError::Conflict(format!(
+                "the ingest claim lease is too long ({e}); choose a few minutes"
+            ))
+        })?;
         let mut tx = self.write_tx().await?;
-        let n = crate::sqlite_ingest::attempt(&mut tx, id).await?;
+        let n = crate::sqlite_ingest::attempt(&mut tx, id, &to_text(now), &to_text(until)).await?;
         tx.commit()
             .await
             .map_err(StoreError::query("committing an ingest attempt"))?;

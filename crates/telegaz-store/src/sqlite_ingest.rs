@@ -54,7 +54,8 @@ pub(crate) async fn enqueue(tx: &mut Tx, id: UploadId, now: &str) -> Result<()> 
         "INSERT INTO ingest (upload_id, state, queued_at) VALUES (?, 'pending', ?) \
          ON CONFLICT (upload_id) DO UPDATE SET state = 'pending', attempts = 0, format = NULL, \
          reason = NULL, truncated = 0, records_total = 0, records_new = 0, records_duplicate = 0, \
-         records_conflicting = 0, events_total = 0, queued_at = excluded.queued_at, finished_at = NULL",
+         records_conflicting = 0, events_total = 0, queued_at = excluded.queued_at, finished_at = NULL, \
+         claimed_until = NULL",
     )
     .bind(id.0)
     .bind(now)
@@ -90,29 +91,41 @@ pub(crate) async fn requeue(tx: &mut Tx, filter: &RequeueFilter) -> Result<Vec<U
     Ok(ids)
 }
 
-pub(crate) async fn pending(pool: &SqlitePool, limit: u32) -> Result<Vec<UploadId>> {
-    sqlx::query("SELECT upload_id FROM ingest WHERE state = 'pending' ORDER BY upload_id LIMIT ?")
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::query("reading the ingest queue"))?
-        .iter()
-        .map(|r| r.try_get(0).map(UploadId).map_err(corrupt("ingest queue")))
-        .collect()
+/// Oldest first, passing over uploads under a live claim.
+pub(crate) async fn pending(pool: &SqlitePool, limit: u32, now: &str) -> Result<Vec<UploadId>> {
+    sqlx::query(
+        "SELECT upload_id FROM ingest WHERE state = 'pending' \
+         AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY upload_id LIMIT ?",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading the ingest queue"))?
+    .iter()
+    .map(|r| r.try_get(0).map(UploadId).map_err(corrupt("ingest queue")))
+    .collect()
 }
 
-pub(crate) async fn attempt(tx: &mut Tx, id: UploadId) -> Result<u32> {
-    let n: i64 = sqlx::query_scalar(
-        "UPDATE ingest SET attempts = attempts + 1 WHERE upload_id = ? RETURNING attempts",
+/// Claim a pending upload until `until` unless a live claim holds it.
+pub(crate) async fn attempt(
+    tx: &mut Tx,
+    id: UploadId,
+    now: &str,
+    until: &str,
+) -> Result<Option<u32>> {
+    let n: Option<i64> = sqlx::query_scalar(
+        "UPDATE ingest SET attempts = attempts + 1, claimed_until = ? \
+         WHERE upload_id = ? AND state = 'pending' \
+         AND (claimed_until IS NULL OR claimed_until <= ?) RETURNING attempts",
     )
+    .bind(until)
     .bind(id.0)
+    .bind(now)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(StoreError::query("counting an ingest attempt"))?
-    .ok_or_else(|| StoreError::NotFound {
-        what: format!("upload #{} in the ingest queue", id.0),
-    })?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    .map_err(StoreError::query("claiming an upload for ingest"))?;
+    Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
 pub(crate) async fn finish(
@@ -122,9 +135,10 @@ pub(crate) async fn finish(
     reason: &str,
     now: &str,
 ) -> Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE ingest SET state = ?, reason = ?, finished_at = ?, records_total = 0, records_new = 0, \
-         records_duplicate = 0, records_conflicting = 0, events_total = 0 WHERE upload_id = ?",
+         records_duplicate = 0, records_conflicting = 0, events_total = 0 \
+         WHERE upload_id = ? AND state = 'pending'",
     )
     .bind(state.as_str())
     .bind(reason)
@@ -133,7 +147,7 @@ pub(crate) async fn finish(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::query("recording an ingest outcome"))?;
-    Ok(())
+    crate::still_pending(done.rows_affected(), id)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -387,10 +401,12 @@ pub(crate) async fn store_parsed(
     }
     let events = parsed.events.len() as u64;
     let reason = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
-    sqlx::query(
+    // Only if still waiting: a worker whose claim expired while another
+    // finished the upload writes nothing (the caller rolls back).
+    let done = sqlx::query(
         "UPDATE ingest SET state = 'parsed', format = ?, reason = ?, truncated = ?, records_total = ?, \
          records_new = ?, records_duplicate = ?, records_conflicting = ?, events_total = ?, model = ?, \
-         serial = ?, finished_at = ? WHERE upload_id = ?",
+         serial = ?, finished_at = ? WHERE upload_id = ? AND state = 'pending'",
     )
     .bind(&parsed.format)
     .bind(&reason)
@@ -407,6 +423,7 @@ pub(crate) async fn store_parsed(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::query("recording an ingest outcome"))?;
+    crate::still_pending(done.rows_affected(), id)?;
     Ok(IngestInfo {
         status: IngestState::Parsed,
         format: Some(parsed.format.clone()),

@@ -261,6 +261,9 @@ conformance!(
     audit_is_filtered_by_time_device_and_kind,
     upload_filters,
     complete_uploads_are_queued_for_ingest,
+    concurrent_ingest_claims_give_an_upload_to_one_worker,
+    an_expired_ingest_claim_is_taken_up_again,
+    a_finished_upload_is_never_claimable,
     parsed_records_are_idempotent_and_conflicts_kept,
     ingest_outcomes_and_requeue,
     large_files_with_repeats_inside_and_across_uploads,
@@ -1228,8 +1231,127 @@ async fn complete_uploads_are_queued_for_ingest(db: &dyn Database) {
     let u = db.upload(a).await.unwrap().unwrap();
     assert_eq!(u.ingest.unwrap().status, IngestState::Pending);
     assert!(db.upload(p).await.unwrap().unwrap().ingest.is_none());
-    assert_eq!(db.begin_ingest_attempt(a).await.unwrap(), 1);
-    assert_eq!(db.begin_ingest_attempt(a).await.unwrap(), 2);
+    assert_eq!(db.begin_ingest_attempt(a, HOUR).await.unwrap(), Some(1));
+    assert_eq!(
+        db.begin_ingest_attempt(a, HOUR).await.unwrap(),
+        None,
+        "a live claim is not taken twice"
+    );
+    assert!(
+        db.pending_ingest(10).await.unwrap().is_empty(),
+        "a claimed upload is passed over"
+    );
+    assert_eq!(
+        db.begin_ingest_attempt(p, HOUR).await.unwrap(),
+        None,
+        "a partial upload is never claimed"
+    );
+}
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Two workers (receivers on one database) claiming the same upload at
+/// once: exactly one gets it, with one attempt counted.
+async fn concurrent_ingest_claims_give_an_upload_to_one_worker(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    for i in 0..20u8 {
+        let a = upload(db, d.id, &format!("/{i}"), i).await;
+        let claim = || db.begin_ingest_attempt(a, HOUR);
+        let (x, y) = tokio::join!(claim(), claim());
+        let won: Vec<u32> = [x, y].into_iter().filter_map(Result::unwrap).collect();
+        assert_eq!(won, vec![1], "upload #{}: one claim wins", a.0);
+        assert!(
+            !db.pending_ingest(100).await.unwrap().contains(&a),
+            "a claimed upload is passed over"
+        );
+    }
+}
+
+/// A worker that died holding an upload loses it when the lease ends; if it
+/// was only slow, its late result is refused and changes nothing.
+async fn an_expired_ingest_claim_is_taken_up_again(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let a = upload(db, d.id, "/a", 1).await;
+    // A claim that ends at once: the worker that took it is gone.
+    assert_eq!(
+        db.begin_ingest_attempt(a, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        db.pending_ingest(10).await.unwrap(),
+        vec![a],
+        "waiting again"
+    );
+    assert_eq!(db.begin_ingest_attempt(a, HOUR).await.unwrap(), Some(2));
+    assert_eq!(db.begin_ingest_attempt(a, HOUR).await.unwrap(), None);
+    // The second worker stores it.
+    let rows = parsed(vec![reading(11, "1.5"), reading(12, "2.25")]);
+    let info = db.store_parsed(a, d.id, &rows).await.unwrap();
+    assert_eq!(info.records.new, 2);
+    // The first one comes back late: nothing is written twice.
+    let late = parsed(vec![reading(11, "1.5"), reading(13, "7")]);
+    match db.store_parsed(a, d.id, &late).await {
+        Err(StoreError::NotPending(id)) => assert_eq!(id, a.0),
+        other => panic!("a late store must be refused, got {other:?}"),
+    }
+    match db
+        .finish_ingest(a, IngestState::Failed, "late failure")
+        .await
+    {
+        Err(StoreError::NotPending(id)) => assert_eq!(id, a.0),
+        other => panic!("a late outcome must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        every_reading(db, d.id).await.len(),
+        2,
+        "the late rows left no trace"
+    );
+    let ingest = db.upload(a).await.unwrap().unwrap().ingest.unwrap();
+    assert_eq!(ingest.status, IngestState::Parsed);
+    assert_eq!((ingest.records.total, ingest.records.new), (2, 2));
+}
+
+/// Parsed, quarantined and failed uploads are never claimed, however long
+/// ago; queued again, they are claimable from the first attempt on.
+async fn a_finished_upload_is_never_claimable(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let a = upload(db, d.id, "/a", 1).await;
+    let b = upload(db, d.id, "/b", 2).await;
+    let c = upload(db, d.id, "/c", 3).await;
+    db.begin_ingest_attempt(c, HOUR).await.unwrap();
+    db.store_parsed(a, d.id, &parsed(vec![reading(11, "1.5")]))
+        .await
+        .unwrap();
+    db.finish_ingest(b, IngestState::Quarantined, "not a known format")
+        .await
+        .unwrap();
+    db.finish_ingest(c, IngestState::Failed, "stopped too often")
+        .await
+        .unwrap();
+    for id in [a, b, c] {
+        assert_eq!(
+            db.begin_ingest_attempt(id, std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            None,
+            "upload #{} is finished",
+            id.0
+        );
+    }
+    assert_eq!(
+        db.begin_ingest_attempt(UploadId(999_999), HOUR)
+            .await
+            .unwrap(),
+        None,
+        "no such upload"
+    );
+    assert!(db.pending_ingest(10).await.unwrap().is_empty());
+    // Queued again (re-parse): the old claim is gone with the old outcome.
+    db.enqueue_ingest(c).await.unwrap();
+    assert_eq!(db.pending_ingest(10).await.unwrap(), vec![c]);
+    assert_eq!(db.begin_ingest_attempt(c, HOUR).await.unwrap(), Some(1));
 }
 
 async fn parsed_records_are_idempotent_and_conflicts_kept(db: &dyn Database) {

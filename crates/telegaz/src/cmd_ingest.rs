@@ -65,7 +65,8 @@ async fn device(db: &dyn Database, name: &str) -> anyhow::Result<Device> {
 
 fn ingestor(config: &Config, db: Arc<dyn Database>) -> anyhow::Result<Ingestor> {
     let spool = crate::raw_store::open_spool(config)?;
-    Ok(Ingestor::new(db, spool, crate::profiles::load(config)))
+    Ok(Ingestor::new(db, spool, crate::profiles::load(config))
+        .with_claim_lease(config.ingest.claim_lease))
 }
 
 fn bar(len: usize) -> ProgressBar {
@@ -174,6 +175,19 @@ pub(crate) async fn store_bytes(
     Ok(id)
 }
 
+/// How long past the claim lease to wait for an upload another worker took.
+const TAKEN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The outcome another worker recorded.
+fn outcome_of(info: telegaz_domain::IngestInfo) -> Outcome {
+    let reason = || info.reason.clone().unwrap_or_default();
+    match info.status {
+        IngestState::Quarantined => Outcome::Quarantined(reason()),
+        IngestState::Failed => Outcome::Failed(reason()),
+        _ => Outcome::Parsed(info),
+    }
+}
+
 /// Run the pipeline over `ids`, with a progress bar; returns how many were not parsed.
 async fn process_all(
     ingestor: &Ingestor,
@@ -189,8 +203,16 @@ async fn process_all(
     let bar = bar(ids.len());
     let mut not_parsed = 0;
     let mut first_error = None;
+    let mut taken = Vec::new();
     ingestor
         .process_many(ids, |id, result| {
+            if let Err(e) = &result
+                && e.is_taken()
+            {
+                // A running server's worker has it: its outcome comes below.
+                taken.push(id);
+                return;
+            }
             let name = names.get(&id).map(String::as_str).unwrap_or("");
             let line = match &result {
                 Ok(outcome) => describe(id, name, outcome),
@@ -199,13 +221,41 @@ async fn process_all(
             if !matches!(result, Ok(Outcome::Parsed(_))) {
                 not_parsed += 1;
             }
-            if let Err(e) = result {
+            if let Err(e) = result
+                && !e.is_taken()
+            {
                 first_error.get_or_insert(e);
             }
             bar.suspend(|| println!("{line}"));
             bar.inc(1);
         })
         .await;
+    // Wait for what another worker took (it may have died: then its claim
+    // runs out and ours is not renewed here; the upload stays queued).
+    let deadline = tokio::time::Instant::now() + ingestor.claim_lease() + TAKEN_GRACE;
+    for id in taken {
+        let name = names.get(&id).map(String::as_str).unwrap_or("");
+        let outcome = loop {
+            let info = db.upload(id).await?.and_then(|u| u.ingest);
+            match info {
+                Some(i) if i.status != IngestState::Pending => break Some(outcome_of(i)),
+                _ if tokio::time::Instant::now() >= deadline => break None,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        };
+        let line = match &outcome {
+            Some(o) => describe(id, name, o),
+            None => format!(
+                "#{} {name}: another worker (a running server?) took it and has not finished; it stays queued",
+                id.0
+            ),
+        };
+        if !matches!(outcome, Some(Outcome::Parsed(_))) {
+            not_parsed += 1;
+        }
+        bar.suspend(|| println!("{line}"));
+        bar.inc(1);
+    }
     bar.finish_and_clear();
     if let Some(e) = first_error {
         return Err(anyhow::Error::new(e).context("ingest could not finish"));

@@ -244,7 +244,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let ingest_task = if config.ingest.enabled {
         // The web UI's profile editor replaces these while the worker runs.
         let ingestor =
-            telegaz_ingest::Ingestor::with_shared(db.clone(), spool, web_ctx.profiles.clone());
+            telegaz_ingest::Ingestor::with_shared(db.clone(), spool, web_ctx.profiles.clone())
+                .with_claim_lease(config.ingest.claim_lease);
         Some(tokio::spawn(ingestor.run(stop_rx.clone())))
     } else {
         tracing::info!("ingest is off (ingest.enabled = false): uploads stay queued");

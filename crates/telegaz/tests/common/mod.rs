@@ -82,6 +82,12 @@ impl Server {
         Self::spawn(dir, env)
     }
 
+    /// Start a server in `dir` without adding devices: another receiver on a
+    /// database that already has them.
+    pub fn start_beside(dir: PathBuf, env: &[(String, String)]) -> Self {
+        Self::spawn(dir, env.to_vec())
+    }
+
     fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Self {
         let mut cmd = serve_command(&dir);
         cmd.env("TELEGAZ_LOG__LEVEL", "info")

@@ -1,0 +1,315 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Two receivers side by side: two `telegaz serve` processes on one
+//! PostgreSQL database, uploads to both, one SIGKILLed mid-burst. Every
+//! acknowledged file must be stored byte for byte and parsed exactly once,
+//! the killed receiver's ones by the survivor.
+//!
+//! Needs a PostgreSQL server: `TELEGAZ_TEST_POSTGRES_URL` names a database
+//! whose user may create databases (`.ci/run` sets it); the test creates a
+//! scratch database and drops it at the end.
+//!
+//! Raw files: until raw storage can live in an object store, the two
+//! processes share one local spool directory (each its own data directory,
+//! whose `spool` is a link to the shared one). Two live processes can share
+//! it: temporary files are named by upload id (unique in the shared
+//! database) and objects by content. Both start before any upload, because
+//! start-up reconciliation assumes that no other receiver is mid-transfer.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Server, sha256_hex};
+use suppaftp::FtpStream;
+use suppaftp::types::FileType;
+
+/// Rows per archive file.
+const ROWS: u64 = 12;
+/// FTP clients per receiver.
+const CLIENTS: usize = 4;
+/// How long a claim holds in this test (2 min by default): the killed
+/// receiver's claims run out quickly.
+const LEASE: &str = "3s";
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An hourly LIS-200 archive (ТС220 readout), hours `first..first + ROWS`
+/// after 2001-01-01: files with other `first` share no reading.
+fn archive(first: u64) -> Vec<u8> {
+    let base = jiff::civil::date(2001, 1, 1).at(0, 0, 0, 0);
+    let mut s = String::from("/ELS6TC220\r\n");
+    for h in first..first + ROWS {
+        let t = base
+            .checked_add(jiff::SignedDuration::from_hours(h as i64))
+            .unwrap();
+        let vb = h as f64 * 1.25;
+        s.push_str(&format!(
+            "({h})({})({vb:.4})({vb:.4})({vb:.4})({vb:.4})(10.00)(104.0000)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n",
+            t.strftime("%Y-%m-%d,%H:%M:%S")
+        ));
+    }
+    s.into_bytes()
+}
+
+/// A scratch database on the server `TELEGAZ_TEST_POSTGRES_URL` names,
+/// dropped when this goes (also when the test fails).
+struct Scratch {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Scratch {
+    fn create() -> Scratch {
+        let admin = std::env::var("TELEGAZ_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the two-receiver test needs PostgreSQL: set \
+                     TELEGAZ_TEST_POSTGRES_URL=postgres://root@127.0.0.1:5432/test \
+                     (a database whose user may create databases; .ci/run sets it up)"
+                )
+            });
+        let name = format!("telegaz_scale_out_{}", std::process::id());
+        let (base, query) = match admin.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (admin.as_str(), None),
+        };
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        let mut url = format!("{scheme}://{authority}/{name}");
+        if let Some(q) = query {
+            url.push('?');
+            url.push_str(q);
+        }
+        let s = Scratch { admin, name, url };
+        s.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.name));
+        s.psql(&format!("CREATE DATABASE {}", s.name));
+        s
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = common::run_ok(
+            Command::new("psql")
+                .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d"])
+                .arg(&self.admin)
+                .args(["-c", sql]),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// One value from the scratch database.
+    fn query(&self, sql: &str) -> String {
+        let out = common::run_ok(
+            Command::new("psql")
+                .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d"])
+                .arg(&self.url)
+                .args(["-c", sql]),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-d"])
+            .arg(&self.admin)
+            .args([
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .status();
+    }
+}
+
+/// One file a client sent and heard 226 for.
+struct Acked {
+    path: String,
+    data: Vec<u8>,
+}
+
+/// Parallel FTP sessions uploading to one receiver until it dies or `stop`
+/// is set; `acked` counts the 226 replies, `ready` the clients logged in.
+struct Burst {
+    clients: Vec<std::thread::JoinHandle<Vec<Acked>>>,
+}
+
+impl Burst {
+    fn start(
+        receiver: usize,
+        addr: SocketAddr,
+        stop: &Arc<AtomicBool>,
+        ready: &Arc<AtomicUsize>,
+        acked: &Arc<AtomicUsize>,
+    ) -> Burst {
+        let clients = (0..CLIENTS)
+            .map(|w| {
+                let (stop, ready, count) = (stop.clone(), ready.clone(), acked.clone());
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    let Ok(mut ftp) = FtpStream::connect(addr) else {
+                        return acked;
+                    };
+                    let login = if w % 2 == 0 { "unit1" } else { "unit2" };
+                    if ftp.login(login, &format!("pw-{login}")).is_err()
+                        || ftp.transfer_type(FileType::Binary).is_err()
+                    {
+                        return acked;
+                    }
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    // Each client of each receiver: its own hours and names.
+                    let client = (receiver * CLIENTS + w) as u64;
+                    for n in 0.. {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let data = archive(client * 100_000 + n * ROWS);
+                        let name = format!("r{receiver}-c{w}-{n}.txt");
+                        // put_file returns only after the 226.
+                        match ftp.put_file(&name, &mut std::io::Cursor::new(&data)) {
+                            Ok(_) => {
+                                acked.push(Acked {
+                                    path: format!("/{name}"),
+                                    data,
+                                });
+                                count.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = ftp.quit();
+                    acked
+                })
+            })
+            .collect();
+        Burst { clients }
+    }
+
+    fn join(self) -> Vec<Acked> {
+        self.clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    }
+}
+
+fn shared_spool_in(data_dir: &Path, spool: &Path) {
+    std::fs::create_dir_all(data_dir).unwrap();
+    std::os::unix::fs::symlink(spool, data_dir.join("spool")).unwrap();
+}
+
+#[test]
+fn two_receivers_on_one_database_one_killed_mid_burst_lose_and_repeat_nothing() {
+    let db = Scratch::create();
+    let root = tempfile::tempdir().unwrap();
+    let spool = root.path().join("shared-spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let env = [
+        ("TELEGAZ_DATABASE_URL", db.url.as_str()),
+        ("TELEGAZ_INGEST__CLAIM_LEASE", LEASE),
+    ];
+    let env_owned: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Each its own data directory (and log); the first adds the devices.
+    let (dir_a, dir_b) = (root.path().join("a/data"), root.path().join("b/data"));
+    shared_spool_in(&dir_a, &spool);
+    shared_spool_in(&dir_b, &spool);
+    let mut a = Server::start_at(dir_a, &env_owned);
+    let b = Server::start_beside(dir_b, &env_owned);
+
+    // Both receive at once.
+    let stop_a = Arc::new(AtomicBool::new(false));
+    let stop_b = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let (acked_a, acked_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let burst_a = Burst::start(0, a.ftp, &stop_a, &ready, &acked_a);
+    let burst_b = Burst::start(1, b.ftp, &stop_b, &ready, &acked_b);
+    wait_for("the clients to log in", || {
+        ready.load(Ordering::SeqCst) == 2 * CLIENTS
+    });
+    // Mid-burst: both have acknowledged files, transfers are in flight.
+    wait_for("files acknowledged by both receivers", || {
+        acked_a.load(Ordering::SeqCst) >= 20 && acked_b.load(Ordering::SeqCst) >= 20
+    });
+    a.kill9();
+    let from_a = burst_a.join();
+    // The survivor keeps receiving.
+    let before = acked_b.load(Ordering::SeqCst);
+    wait_for("the survivor to receive more after the kill", || {
+        acked_b.load(Ordering::SeqCst) >= before + 20
+    });
+    stop_b.store(true, Ordering::SeqCst);
+    let from_b = burst_b.join();
+    println!(
+        "acknowledged: {} by the killed receiver, {} by the survivor",
+        from_a.len(),
+        from_b.len()
+    );
+    assert!(!from_a.is_empty() && !from_b.is_empty());
+
+    // The survivor ingests everything complete, the killed one's included
+    // (those it had claimed once their claims run out).
+    let mut uploads = Vec::new();
+    wait_for("ingest of every complete upload", || {
+        uploads = b.uploads();
+        uploads
+            .iter()
+            .filter(|u| u["status"] == "complete")
+            .all(|u| !u["ingest"].is_null() && u["ingest"]["status"] != "pending")
+    });
+    let complete: std::collections::HashMap<&str, &serde_json::Value> = uploads
+        .iter()
+        .filter(|u| u["status"] == "complete")
+        .map(|u| (u["final_path"].as_str().unwrap(), u))
+        .collect();
+    // Every acknowledged file is stored, byte for byte...
+    for f in from_a.iter().chain(&from_b) {
+        let u = complete
+            .get(f.path.as_str())
+            .unwrap_or_else(|| panic!("acknowledged {} is not stored complete", f.path));
+        assert_eq!(u["sha256"], sha256_hex(&f.data), "{u:#}");
+        b.assert_stored(u, &f.data);
+    }
+    // ...and parsed exactly once: every reading new (a second parse would
+    // have found them all duplicates), none counted twice.
+    for u in complete.values() {
+        assert_eq!(u["ingest"]["status"], "parsed", "{u:#}");
+        let records = &u["ingest"]["records"];
+        assert_eq!(records["total"], ROWS, "{u:#}");
+        assert_eq!(records["new"], ROWS, "parsed more than once? {u:#}");
+        assert_eq!(records["duplicate"], 0, "{u:#}");
+    }
+    let readings: u64 = db.query("SELECT count(*) FROM readings").parse().unwrap();
+    let distinct: u64 = db
+        .query("SELECT count(DISTINCT (device_id, kind, local_time, record_no)) FROM readings")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        readings,
+        ROWS * complete.len() as u64,
+        "readings stored: {} complete uploads (of them {} acknowledged)",
+        complete.len(),
+        from_a.len() + from_b.len()
+    );
+    assert_eq!(distinct, readings, "no reading stored twice");
+    let from_stored: u64 = db
+        .query("SELECT coalesce(sum(records_new), 0) FROM ingest WHERE state = 'parsed'")
+        .parse()
+        .unwrap();
+    assert_eq!(from_stored, readings, "each reading counted new once");
+}
