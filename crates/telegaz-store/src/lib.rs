@@ -6,6 +6,7 @@
 mod alerts;
 mod delivery;
 mod health;
+pub mod migrate;
 mod path;
 mod pg_alerts;
 mod pg_core;
@@ -495,6 +496,20 @@ pub async fn activity_by_device(
 ///
 /// `sqlite://PATH` (created if missing) is the embedded default.
 pub async fn connect(url: &str) -> Result<Arc<dyn Database>> {
+    Ok(match open_backend(url).await? {
+        Backend::Sqlite(db) => Arc::new(db),
+        Backend::Pg(db) => Arc::new(db),
+    })
+}
+
+/// An open database of either kind.
+pub(crate) enum Backend {
+    Sqlite(SqliteDatabase),
+    Pg(PgDatabase),
+}
+
+/// What [`connect`] opens, before it is made a trait object.
+pub(crate) async fn open_backend(url: &str) -> Result<Backend> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -505,10 +520,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Database>> {
                 hint: "name the database file, e.g. sqlite://./telegaz-data/telegaz.db".into(),
             });
         }
-        return Ok(Arc::new(SqliteDatabase::open(path).await?));
+        return Ok(Backend::Sqlite(SqliteDatabase::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(PgDatabase::open(url).await?));
+        return Ok(Backend::Pg(PgDatabase::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl {
         url: redact_url(url),

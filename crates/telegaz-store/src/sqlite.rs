@@ -29,7 +29,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// Transactions that write take the lock up front, so concurrent writers queue
 /// (busy timeout) instead of failing on lock upgrade.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// The SQLite [`Database`].
 #[derive(Debug, Clone)]
@@ -58,6 +58,10 @@ impl SqliteDatabase {
             })?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteDatabase { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

@@ -155,7 +155,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 /// `2026-01-14T11:00:00`: fixed width, so that text order is time order.
-fn local_text(t: jiff::civil::DateTime) -> String {
+pub(crate) fn local_text(t: jiff::civil::DateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         t.year(),

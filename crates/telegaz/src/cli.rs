@@ -7,8 +7,8 @@ use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
 use crate::{
-    cmd_audit, cmd_delivery, cmd_demo, cmd_device, cmd_ingest, cmd_report, cmd_simulate,
-    cmd_uploads, cmd_user, serve,
+    cmd_audit, cmd_delivery, cmd_demo, cmd_device, cmd_ingest, cmd_migrate, cmd_report,
+    cmd_simulate, cmd_uploads, cmd_user, serve,
 };
 
 /// Telegaz receives the telemetry that БПЭК gas-metering modems upload by FTP,
@@ -56,6 +56,9 @@ pub enum Command {
     Report(cmd_report::ReportArgs),
     /// Scheduled report e-mails: list what was sent, pending or failed; send one now.
     Deliveries(cmd_delivery::DeliveriesArgs),
+    /// Copy the installation into a new, empty database (SQLite to PostgreSQL or
+    /// back), then verify every table by row count and checksum.
+    MigrateDb(cmd_migrate::MigrateArgs),
     /// Simulated БПЭК units uploading LIS-200 archives to an FTP server, with link faults.
     Simulate(cmd_simulate::SimulateArgs),
     /// A demonstration: the server with ~20 simulated units, a month of history
@@ -158,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daily(args) => cmd_ingest::daily(&config, args).await,
         Command::Report(args) => cmd_report::run(&config, args).await,
         Command::Deliveries(args) => cmd_delivery::run(&config, args).await,
+        Command::MigrateDb(args) => cmd_migrate::run(&config, args).await,
         Command::Simulate(args) => cmd_simulate::run(&config, args).await,
         Command::Demo(args) => cmd_demo::run(config, args).await,
     }

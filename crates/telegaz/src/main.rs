@@ -7,6 +7,7 @@ mod cmd_delivery;
 mod cmd_demo;
 mod cmd_device;
 mod cmd_ingest;
+mod cmd_migrate;
 mod cmd_report;
 mod cmd_simulate;
 mod cmd_uploads;
