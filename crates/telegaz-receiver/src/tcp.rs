@@ -369,6 +369,15 @@ fn parse_login(line: &[u8], rest: Vec<u8>) -> Opening {
     }
 }
 
+/// The upload's id as the unit and the log see it; while the database is away
+/// the upload is kept in the outage journal and has no id yet.
+fn shown_id(sink: &DeviceUpload) -> String {
+    sink.upload_id().map_or_else(
+        || "(kept; recorded when the database is back)".to_owned(),
+        |id| id.to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,13 +407,4 @@ mod tests {
             Opening::Data(_) => unreachable!("a login line"),
         }
     }
-}
-
-/// The upload's id as the unit and the log see it; while the database is away
-/// the upload is kept in the outage journal and has no id yet.
-fn shown_id(sink: &DeviceUpload) -> String {
-    sink.upload_id().map_or_else(
-        || "(kept; recorded when the database is back)".to_owned(),
-        |id| id.to_string(),
-    )
 }
