@@ -326,6 +326,14 @@ pub trait Database: Send + Sync + 'static {
     async fn pending_ingest(&self, limit: u32) -> Result<Vec<UploadId>>;
     /// How many uploads wait for ingest, and since when the oldest waits.
     async fn ingest_backlog(&self) -> Result<(u64, Option<Timestamp>)>;
+    /// At a receiver's start: drop ingest claims that only a dead process can
+    /// hold, so what it was parsing is redone at once. SQLite serves one
+    /// receiver, so every claim found then is a dead one's; on a shared
+    /// database (PostgreSQL) a claim may be a live receiver's and a dead one's
+    /// runs out after its lease (the default does nothing).
+    async fn release_stale_ingest_claims(&self) -> Result<u64> {
+        Ok(0)
+    }
     /// Claim an upload for parsing, atomically: count one more attempt and
     /// hold it for `lease` (after which a worker that died holding it is
     /// presumed gone and the upload can be claimed again). Returns the

@@ -950,6 +950,16 @@ impl Database for SqliteDatabase {
         crate::sqlite_ingest::pending(&self.pool, limit, &to_text(Timestamp::now())).await
     }
 
+    async fn release_stale_ingest_claims(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE ingest SET claimed_until = NULL WHERE state = 'pending' AND claimed_until IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("releasing ingest claims"))?
+        .rows_affected())
+    }
+
     async fn ingest_backlog(&self) -> Result<(u64, Option<Timestamp>)> {
         let row =
             sqlx::query("SELECT COUNT(*), MIN(queued_at) FROM ingest WHERE state = 'pending'")

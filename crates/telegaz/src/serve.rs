@@ -242,6 +242,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     ));
 
     let ingest_task = if config.ingest.enabled {
+        // What a killed process was parsing is redone now, not after its lease.
+        match db.release_stale_ingest_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "ingest claims of a stopped process released"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release stale ingest claims; they run out after ingest.claim_lease")
+            }
+        }
         // The web UI's profile editor replaces these while the worker runs.
         let ingestor =
             telegaz_ingest::Ingestor::with_shared(db.clone(), spool, web_ctx.profiles.clone())
