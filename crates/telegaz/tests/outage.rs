@@ -419,3 +419,59 @@ fn start_up_with_a_bad_or_unreachable_database_says_what_to_fix() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("name the database file"), "{err}");
 }
+
+/// Send one file on the raw-TCP port as `unit2` (a `LOGIN` line, the bytes,
+/// a half-close) and return the server's one-line answer.
+fn tcp_upload(s: &Server, data: &[u8]) -> String {
+    use std::net::{Shutdown, TcpStream};
+    let addr = s.tcp.expect("the server announced no TCP port");
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    conn.write_all(b"LOGIN unit2 pw-unit2\r\n").unwrap();
+    conn.write_all(data).unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn raw_tcp_uploads_during_an_outage_are_kept_and_recorded_after() {
+    let s = Server::start_with(&[
+        ("TELEGAZ_FTP__DATABASE_WAIT", "1s"),
+        ("TELEGAZ_TCP__LISTEN", "127.0.0.1:0"),
+    ]);
+    let before = content(7200, 5000);
+    let answer = tcp_upload(&s, &before);
+    assert!(
+        answer.starts_with("OK ") && answer[3..].trim().parse::<i64>().is_ok(),
+        "{answer:?}"
+    );
+
+    let lock = WriteLock::take(&s.dir.join("telegaz.db"));
+    let during = content(7201, 23_456);
+    let answer = tcp_upload(&s, &during);
+    // Stored, but no id yet: docs/tcp-reception.md says what the unit hears.
+    assert_eq!(answer, "OK (kept; recorded when the database is back)\r\n");
+    assert_eq!(sidecars(&s).len(), 1, "{:?}", sidecars(&s));
+    lock.release();
+
+    wait_for("the kept TCP upload to be recorded", || {
+        s.uploads()
+            .iter()
+            .filter(|u| u["status"] == "complete" && u["device"] == "unit2")
+            .count()
+            == 2
+    });
+    let uploads = s.uploads();
+    for data in [&before, &during] {
+        let recs: Vec<&Value> = uploads
+            .iter()
+            .filter(|u| u["sha256"] == sha256_hex(data).as_str())
+            .collect();
+        assert_eq!(recs.len(), 1, "recorded once: {uploads:#?}");
+        s.assert_stored(recs[0], data);
+    }
+    wait_for("the journal to empty", || sidecars(&s).is_empty());
+}
