@@ -121,6 +121,13 @@ pub trait UploadSink: Send + 'static {
     async fn write(&mut self, data: &[u8]) -> Result<(), FsError>;
     /// Bytes written through this sink so far (not counting a resumed prefix).
     fn received(&self) -> u64;
+    /// The data connection ended: start making the bytes durable (flush and
+    /// `fsync`) while the engine checks that the client is still there. Whether
+    /// the upload is complete or partial is decided after, by [`Self::complete`]
+    /// or [`Self::abandon`], which must still make durable whatever came after.
+    async fn settle(&mut self) -> Result<(), FsError> {
+        Ok(())
+    }
     /// The transfer ended cleanly and the client is still there: make the bytes
     /// durable and record the upload complete. Only after this returns `Ok`
     /// does the client hear `226`.

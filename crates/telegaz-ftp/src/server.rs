@@ -1193,7 +1193,18 @@ impl<B: Backend> Session<B> {
         // connections at once: look at the control connection briefly.
         let grace = self.config.client_gone_grace;
         let mut pending = None;
-        match tokio::time::timeout(grace, self.ctl.next()).await {
+        // The bytes are made durable while we look: the fsync (long for a big
+        // file) and the grace overlap instead of adding up.
+        let (settled, look) = match guard.0.as_mut() {
+            Some(sink) => {
+                tokio::join!(
+                    sink.settle(),
+                    tokio::time::timeout(grace, self.ctl.next())
+                )
+            }
+            None => (Ok(()), tokio::time::timeout(grace, self.ctl.next()).await),
+        };
+        match look {
             Err(_) => {}
             Ok(Ok(Line::Eof)) | Ok(Err(_)) => {
                 guard.abandon(PartialReason::ControlConnectionClosed).await;
@@ -1211,10 +1222,19 @@ impl<B: Backend> Session<B> {
             Ok(Ok(Line::Command(l))) => pending = Some(l),
             Ok(Ok(Line::TooLong)) => {}
         }
-        let Some(sink) = guard.0.take() else {
-            return Ok(Transfer::Done);
+        let outcome = match settled {
+            Err(e) => {
+                guard
+                    .abandon(PartialReason::StorageError(e.to_string()))
+                    .await;
+                Err(e)
+            }
+            Ok(()) => match guard.0.take() {
+                Some(sink) => sink.complete().await,
+                None => return Ok(Transfer::Done),
+            },
         };
-        match sink.complete().await {
+        match outcome {
             Ok(receipt) => {
                 self.reply(
                     226,

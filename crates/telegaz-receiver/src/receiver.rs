@@ -1606,6 +1606,10 @@ impl UploadSink for DeviceUpload {
         self.temp.size().saturating_sub(self.new.offset)
     }
 
+    async fn settle(&mut self) -> Result<(), FsError> {
+        self.temp.sync().await.map_err(spool_to_fs)
+    }
+
     async fn complete(self) -> Result<Receipt, FsError> {
         self.finish(Ending::Complete).await
     }

@@ -188,14 +188,7 @@ impl Spool {
     /// Make a temporary file's bytes durable and store them as an object.
     /// The temporary file stays until [`Spool::remove_temp`].
     pub async fn commit(&self, mut temp: TempFile) -> Result<Committed> {
-        temp.file
-            .flush()
-            .await
-            .map_err(|e| SpoolError::io(&temp.path, e))?;
-        temp.file
-            .sync_all()
-            .await
-            .map_err(|e| SpoolError::io(&temp.path, e))?;
+        temp.sync().await?;
         if temp.unsure {
             drop(temp.file);
             return self.commit_existing_file(&temp.path).await;
@@ -347,6 +340,20 @@ impl TempFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Make the bytes written so far durable (flush and `fsync`). [`Spool::commit`]
+    /// does it too; calling this first lets the caller overlap the wait with
+    /// other work (the FTP engine's check that the client is still there).
+    pub async fn sync(&mut self) -> Result<()> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| SpoolError::io(&self.path, e))?;
+        self.file
+            .sync_all()
+            .await
+            .map_err(|e| SpoolError::io(&self.path, e))
     }
 
     /// Append bytes. On failure (a full disk) the file is cut back to the
