@@ -8,19 +8,14 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
+use common::{Server, run_ok};
 
 /// Status code and the `Retry-After` header of one GET with curl.
 fn get(s: &Server, path: &str) -> (u16, Option<u64>) {
-    let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-D", "-", "--max-time", "10"])
-        .arg(format!("http://{}{path}", s.http))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-D", "-", "--max-time", "10"])
+            .arg(format!("http://{}{path}", s.http)),
     );
     let head = String::from_utf8(out.stdout).unwrap();
     let status = head
@@ -56,11 +51,11 @@ fn the_server_answers_429_past_the_configured_rate_and_spares_monitoring() {
         assert_eq!(get(&s, "/healthz").0, 200);
         assert_eq!(get(&s, "/metrics").0, 200);
     }
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .arg(format!("http://{}/metrics", s.http))
-        .output()
-        .unwrap();
+    let out = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("http://{}/metrics", s.http)),
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.lines().any(
