@@ -835,6 +835,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             sheet: telegaz_web::SheetInfo::default(),
             profiles_dir: dir.path().join("profiles"),
             notifiers: Vec::new(),
+            // One in-process client makes every request: no rate limit.
+            rate_limit: telegaz_config::WebRateLimitConfig::off(),
         },
         None,
     );

@@ -252,6 +252,8 @@ pub struct WebConfig {
     pub silent_after: Duration,
     /// What the printable configuration sheet tells whoever sets up a unit.
     pub sheet: SheetConfig,
+    /// Request rate limits per client address (`[web.rate_limit]`).
+    pub rate_limit: WebRateLimitConfig,
 }
 
 impl Default for WebConfig {
@@ -263,7 +265,118 @@ impl Default for WebConfig {
             late_after: Duration::from_secs(26 * 3600),
             silent_after: Duration::from_secs(72 * 3600),
             sheet: SheetConfig::default(),
+            rate_limit: WebRateLimitConfig::default(),
         }
+    }
+}
+
+/// `[web.rate_limit]`: how fast one client may ask the web listener. A client
+/// over a limit gets `429 Too Many Requests` with `Retry-After`. A client is
+/// its TCP peer address (an IPv6 client: its /64 network), or, when the peer
+/// is one of `trusted_proxies`, the address that proxy put in
+/// `X-Forwarded-For`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRateLimitConfig {
+    /// Sustained requests per second from one client (any page, the API,
+    /// static files). 0 turns this limit off.
+    pub requests_per_second: f64,
+    /// Requests a client may make at once above the sustained rate.
+    pub burst: u32,
+    /// Sign-in attempts (`POST /login`) per minute from one client, on top
+    /// of the failed-login block (`argon2` is costly: this bounds the CPU one
+    /// client can spend). 0 turns this limit off.
+    pub sign_in_per_minute: f64,
+    /// Sign-in attempts a client may make at once.
+    pub sign_in_burst: u32,
+    /// API requests with a bearer token that is not valid, from one client,
+    /// within `bad_token_window`, before that client is refused for
+    /// `bad_token_block` (every request, valid token or not). 0 turns this off.
+    pub bad_token_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub bad_token_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub bad_token_block: Duration,
+    /// Bound on the clients remembered per limit (memory); past it the
+    /// least recently limited are forgotten.
+    pub max_clients: usize,
+    /// Reverse proxies in front of the web listener whose `X-Forwarded-For`
+    /// is believed (the right-most address not itself a trusted proxy is the
+    /// client). Empty (default): the header is ignored, the TCP peer is the
+    /// client. Never list networks that browsers connect from directly.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Clients whose `/healthz` and `/metrics` requests are never limited
+    /// (monitoring, load-balancer health checks). Default: loopback.
+    pub unlimited_scrapers: Vec<ipnet::IpNet>,
+}
+
+impl Default for WebRateLimitConfig {
+    fn default() -> Self {
+        WebRateLimitConfig {
+            requests_per_second: 20.0,
+            burst: 200,
+            sign_in_per_minute: 6.0,
+            sign_in_burst: 10,
+            bad_token_failures: 10,
+            bad_token_window: Duration::from_secs(60),
+            bad_token_block: Duration::from_secs(5 * 60),
+            max_clients: 100_000,
+            trusted_proxies: Vec::new(),
+            unlimited_scrapers: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+        }
+    }
+}
+
+impl WebRateLimitConfig {
+    /// No limit at all (tests and benchmarks that drive the router in-process).
+    pub fn off() -> Self {
+        WebRateLimitConfig {
+            requests_per_second: 0.0,
+            sign_in_per_minute: 0.0,
+            bad_token_failures: 0,
+            ..WebRateLimitConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (key, rate, burst) in [
+            (
+                "web.rate_limit.requests_per_second",
+                self.requests_per_second,
+                ("web.rate_limit.burst", self.burst),
+            ),
+            (
+                "web.rate_limit.sign_in_per_minute",
+                self.sign_in_per_minute,
+                ("web.rate_limit.sign_in_burst", self.sign_in_burst),
+            ),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(format!(
+                    "{key} = {rate} must be a number of requests, 0 or more (0: off)"
+                ));
+            }
+            if rate > 0.0 && rate < 1e-6 {
+                return Err(format!(
+                    "{key} = {rate} is too small to mean anything; use 0 to turn the limit off"
+                ));
+            }
+            if rate > 0.0 && burst.1 == 0 {
+                return Err(format!("{} must be at least 1 while {key} is on", burst.0));
+            }
+        }
+        if self.bad_token_failures > 0
+            && (self.bad_token_window.is_zero() || self.bad_token_block.is_zero())
+        {
+            return Err("web.rate_limit.bad_token_window and web.rate_limit.bad_token_block must be greater than zero (or set web.rate_limit.bad_token_failures = 0 to turn the block off)".into());
+        }
+        if self.max_clients == 0 {
+            return Err("web.rate_limit.max_clients must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -759,6 +872,10 @@ impl Config {
             ));
         }
         validate_delivery(&self.smtp, &self.delivery, &self.delivery_policy)
+            .map_err(ConfigError::Invalid)?;
+        self.web
+            .rate_limit
+            .validate()
             .map_err(ConfigError::Invalid)?;
         self.storage
             .validate(self.ftp.max_file_size)
@@ -1565,6 +1682,81 @@ mod tests {
             ),
         ];
         assert_each_rejected(&cases);
+    }
+
+    #[test]
+    fn web_rate_limits_from_file_and_env_and_bad_ones_refused() {
+        Jail::expect_with(|jail| {
+            let c = load(&Overrides::default())?;
+            let d = &c.web.rate_limit;
+            assert!(d.requests_per_second > 0.0 && d.burst > 0, "on by default");
+            assert!(d.sign_in_per_minute > 0.0 && d.bad_token_failures > 0);
+            assert!(d.trusted_proxies.is_empty(), "no proxy trusted by default");
+            assert!(
+                d.unlimited_scrapers
+                    .iter()
+                    .any(|n| n.contains(&"127.0.0.1".parse::<IpAddr>().unwrap()))
+            );
+            jail.create_file(
+                "telegaz.toml",
+                r#"
+                [web.rate_limit]
+                requests_per_second = 0.5
+                burst = 3
+                sign_in_per_minute = 2
+                bad_token_block = "2s"
+                trusted_proxies = ["10.1.0.0/16"]
+                unlimited_scrapers = []
+                "#,
+            )?;
+            jail.set_env("TELEGAZ_WEB__RATE_LIMIT__SIGN_IN_BURST", "4");
+            let c = load(&Overrides::default())?;
+            let r = &c.web.rate_limit;
+            assert_eq!(r.requests_per_second, 0.5);
+            assert_eq!(r.burst, 3);
+            assert_eq!(r.sign_in_per_minute, 2.0);
+            assert_eq!(r.sign_in_burst, 4);
+            assert_eq!(r.bad_token_block, Duration::from_secs(2));
+            assert_eq!(r.trusted_proxies, vec!["10.1.0.0/16".parse().unwrap()]);
+            assert!(r.unlimited_scrapers.is_empty());
+            Ok(())
+        });
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "[web.rate_limit]\nrequests_per_second = -1".into(),
+                "web.rate_limit.requests_per_second",
+            ),
+            (
+                "[web.rate_limit]\nburst = 0".into(),
+                "web.rate_limit.burst must be at least 1",
+            ),
+            (
+                "[web.rate_limit]\nsign_in_per_minute = 1e-9".into(),
+                "use 0 to turn the limit off",
+            ),
+            (
+                "[web.rate_limit]\nbad_token_block = \"0s\"".into(),
+                "web.rate_limit.bad_token_block",
+            ),
+            (
+                "[web.rate_limit]\nmax_clients = 0".into(),
+                "web.rate_limit.max_clients",
+            ),
+            (
+                "[web.rate_limit]\ntrusted_proxies = [\"proxy\"]".into(),
+                "trusted_proxies",
+            ),
+        ];
+        assert_each_rejected(&cases);
+        // Turned off, zero bursts are fine.
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "telegaz.toml",
+                "[web.rate_limit]\nrequests_per_second = 0\nburst = 0",
+            )?;
+            load(&Overrides::default())?;
+            Ok(())
+        });
     }
 
     #[test]

@@ -277,15 +277,16 @@ enum Line {
 
 /// Reads CRLF (or LF) terminated lines with a length limit. Cancel-safe:
 /// partial input stays in the buffer when a `select!` drops the future.
-struct LineReader {
-    rd: ReadHalf<Conn>,
+/// Holds at most `max` + one read (4 KiB) of a line at any time.
+struct LineReader<R = ReadHalf<Conn>> {
+    rd: R,
     buf: Vec<u8>,
     max: usize,
     discarding: bool,
 }
 
-impl LineReader {
-    fn new(rd: ReadHalf<Conn>, max: usize) -> Self {
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    fn new(rd: R, max: usize) -> Self {
         Self {
             rd,
             buf: Vec::with_capacity(256),
@@ -302,7 +303,8 @@ impl LineReader {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                if std::mem::take(&mut self.discarding) {
+                // Too long, whether it came in pieces or in one read.
+                if std::mem::take(&mut self.discarding) || line.len() > self.max {
                     return Ok(Line::TooLong);
                 }
                 return Ok(Line::Command(strip_telnet(&line)));
@@ -319,6 +321,16 @@ impl LineReader {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// A command line's verb (upper case; bytes that are not UTF-8 replaced)
+/// and its argument bytes (after the first space, kept exactly).
+fn split_command(line: &[u8]) -> (String, &[u8]) {
+    let (verb, arg) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &line[line.len()..]),
+    };
+    (String::from_utf8_lossy(verb).to_ascii_uppercase(), arg)
 }
 
 /// Remove telnet IAC sequences (clients send IAC IP IAC DM before ABOR).
@@ -460,11 +472,7 @@ impl<B: Backend> Session<B> {
 
     /// Handle one command. `Ok(Some(_))` ends the session.
     async fn command(&mut self, line: &[u8]) -> std::io::Result<Option<End>> {
-        let (verb, arg) = match line.iter().position(|&b| b == b' ') {
-            Some(i) => (&line[..i], &line[i + 1..]),
-            None => (line, &line[line.len()..]),
-        };
-        let verb = String::from_utf8_lossy(verb).to_ascii_uppercase();
+        let (verb, arg) = split_command(line);
         let arg_text = String::from_utf8_lossy(arg).into_owned();
         tracing::trace!(session = %self.info.id, verb = %verb, "command");
         // Commands allowed before login.
@@ -1538,6 +1546,120 @@ mod tests {
         );
         assert_eq!(parse_eprt("|2|10.0.0.1|2121|"), None);
         assert_eq!(parse_eprt("garbage"), None);
+    }
+
+    /// Hands out its bytes in the given pieces, as a TCP peer might.
+    struct Pieces(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(mut piece) = self.0.pop_front() {
+                let n = piece.len().min(buf.remaining());
+                buf.put_slice(&piece[..n]);
+                if n < piece.len() {
+                    self.0.push_front(piece.split_off(n));
+                }
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Arbitrary bytes, with the separators and telnet bytes a control
+    /// channel parser must get right much more often than chance.
+    fn control_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        // Cheap to generate (one u8 per byte): the upper 96 values stand
+        // for the special bytes.
+        const SPECIAL: &[u8] = b"\n\r \xff/.";
+        proptest::collection::vec(any::<u8>(), 0..4000).prop_map(|bytes| {
+            bytes
+                .into_iter()
+                .map(|b| match b.checked_sub(160) {
+                    Some(i) => SPECIAL[usize::from(i) % SPECIAL.len()],
+                    None => b,
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_refused_even_in_one_read() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut input = vec![b'A'; 3000];
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        let mut r = LineReader::new(Pieces([input].into()), 512);
+        rt.block_on(async {
+            assert!(matches!(r.next().await.unwrap(), Line::TooLong));
+            assert!(matches!(r.next().await.unwrap(), Line::Command(l) if l == b"NOOP"));
+            assert!(matches!(r.next().await.unwrap(), Line::Eof));
+        });
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(96))]
+
+        /// Whatever bytes arrive, in whatever pieces: one result per line
+        /// feed, no line over the limit, nothing panics, and every path
+        /// argument resolves inside the virtual root or is refused.
+        #[test]
+        fn the_control_channel_parser_takes_arbitrary_bytes(
+            input in control_bytes(),
+            cuts in proptest::collection::vec(1usize..700, 1..40),
+            max in 512usize..1500,
+        ) {
+            let mut pieces = std::collections::VecDeque::new();
+            let mut rest = input.as_slice();
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (a, b) = rest.split_at((*cut).min(rest.len()));
+                pieces.push_back(a.to_vec());
+                rest = b;
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut reader = LineReader::new(Pieces(pieces), max);
+            let mut lines = 0usize;
+            loop {
+                match rt.block_on(reader.next()).unwrap() {
+                    Line::Eof => break,
+                    Line::TooLong => lines += 1,
+                    Line::Command(line) => {
+                        lines += 1;
+                        proptest::prop_assert!(line.len() <= max);
+                        proptest::prop_assert!(!line.contains(&b'\n'));
+                        let (verb, arg) = split_command(&line);
+                        proptest::prop_assert!(!verb.contains(' '));
+                        // The argument's bytes are kept exactly.
+                        proptest::prop_assert!(line.ends_with(arg));
+                        let (name, _) = names::decode(arg);
+                        if let Ok(p) = VPath::resolve(&VPath::root(), &name.display) {
+                            let s = p.as_str();
+                            proptest::prop_assert!(s.starts_with('/'));
+                            proptest::prop_assert!(!s.contains(|c: char| c.is_control()));
+                            proptest::prop_assert!(p.components().all(|c| c != ".." && c != "."));
+                        }
+                        let text = String::from_utf8_lossy(arg);
+                        let _ = parse_port(&text);
+                        let _ = parse_eprt(&text);
+                    }
+                }
+                proptest::prop_assert!(reader.buf.len() <= max + 4096);
+            }
+            proptest::prop_assert_eq!(lines, input.iter().filter(|&&b| b == b'\n').count());
+        }
+
+        #[test]
+        fn telnet_stripping_takes_arbitrary_bytes(bytes in control_bytes()) {
+            let out = strip_telnet(&bytes);
+            proptest::prop_assert!(out.len() <= bytes.len());
+        }
     }
 
     proptest::proptest! {

@@ -22,6 +22,7 @@ use telegaz_store::NewSession;
 use crate::Ctx;
 use crate::error::WebError;
 use crate::i18n::Lang;
+use crate::limit::ClientAddr;
 
 pub(crate) const SESSION_COOKIE: &str = "tg_session";
 pub(crate) const PRELOGIN_COOKIE: &str = "tg_prelogin";
@@ -117,7 +118,11 @@ pub(crate) struct ApiCall;
 #[derive(Clone, Copy)]
 pub(crate) struct PageLang(pub Lang);
 
-async fn identify(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Identity>, WebError> {
+async fn identify(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<Option<Identity>, WebError> {
     let now = Timestamp::now();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
@@ -129,7 +134,12 @@ async fn identify(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Identity>, We
         if token.is_empty() {
             return Ok(None);
         }
+        // A client that guessed too many tokens is refused before the lookup.
+        ctx.limits.check_bearer(client)?;
         let user = ctx.db.user_by_api_token(&token_sha256(token), now).await?;
+        if user.is_none() {
+            ctx.limits.bad_bearer(client);
+        }
         return Ok(user.map(|user| Identity {
             user,
             via: Via::Token,
@@ -149,7 +159,7 @@ async fn identify(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Identity>, We
     }))
 }
 
-fn lang_of(request: &Request) -> Lang {
+pub(crate) fn lang_of(request: &Request) -> Lang {
     let from_query = request.uri().query().and_then(|q| {
         q.split('&')
             .filter_map(|p| p.split_once('='))
@@ -172,7 +182,8 @@ fn is_api(path: &str) -> bool {
 pub(crate) async fn csrf_guard(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
     let lang = lang_of(&request);
     let api = is_api(request.uri().path());
-    let identity = match identify(&ctx, request.headers()).await {
+    let client = peer_ip(request.extensions());
+    let identity = match identify(&ctx, request.headers(), client).await {
         Ok(i) => i,
         Err(e) => return e.respond(api, lang),
     };
@@ -183,6 +194,10 @@ pub(crate) async fn csrf_guard(State(ctx): State<Ctx>, request: Request, next: N
     let mut request = request;
     if unsafe_method {
         let expected = match (&identity, request.uri().path()) {
+            // The sign-in form is checked against its own pre-session
+            // cookie, whatever session cookie the browser also sends (one
+            // planted by someone else must not decide whether it works).
+            (_, "/login") => Some(cookie(request.headers(), PRELOGIN_COOKIE).unwrap_or_default()),
             (
                 Some(Identity {
                     via: Via::Token, ..
@@ -196,9 +211,6 @@ pub(crate) async fn csrf_guard(State(ctx): State<Ctx>, request: Request, next: N
                 }),
                 _,
             ) => Some(csrf.clone()),
-            (None, "/login") => {
-                Some(cookie(request.headers(), PRELOGIN_COOKIE).unwrap_or_default())
-            }
             // Not signed in: the handler refuses it (401 or the sign-in page).
             (None, _) => None,
         };
@@ -350,10 +362,13 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// The client's address, as the rate-limit guard resolved it (behind a
+/// trusted proxy: the address the proxy saw), else the TCP peer.
 fn peer_ip(parts: &axum::http::Extensions) -> IpAddr {
     parts
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| parts.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
@@ -440,6 +455,11 @@ pub(crate) async fn login_submit(
         return Ok(back("failed"));
     };
     ctx.throttle.record_success(ip, &form.user);
+    // Never adopt a session id the browser already had (session fixation):
+    // the session it names, if any, ends here, and a new id is issued.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        ctx.db.delete_session(&token_sha256(&old)).await?;
+    }
     let token = generate_token();
     let now = Timestamp::now();
     let ttl = ctx.settings.session_ttl;

@@ -1,7 +1,7 @@
 //! What goes wrong while answering, and how it is told: an HTML page for
 //! people, `{"error": …}` for the API. Internal details go to the log only.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use telegaz_store::StoreError;
 
@@ -26,6 +26,10 @@ pub(crate) enum WebError {
     /// Understood, but it cannot be done (e.g. a report of a period without data).
     #[error("{0}")]
     Unprocessable(String),
+    #[error(
+        "too many requests from your address; wait {retry_after_s} s and try again (web.rate_limit)"
+    )]
+    TooManyRequests { retry_after_s: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +59,7 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +78,20 @@ impl WebError {
         }
         let status = self.status();
         let message = self.public_message();
+        let retry_after = match &self {
+            WebError::TooManyRequests { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        };
+        let mut response = self.body(api, lang, status, message);
+        if let Some(s) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
+    }
+
+    fn body(self, api: bool, lang: Lang, status: StatusCode, message: String) -> Response {
         if api {
             return crate::auth::json_error(status, &message);
         }

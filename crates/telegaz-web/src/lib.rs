@@ -16,6 +16,7 @@ mod chart;
 mod devices;
 mod error;
 mod i18n;
+mod limit;
 mod pages;
 mod security;
 
@@ -31,7 +32,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use telegaz_auth::{LoginThrottle, ThrottlePolicy};
-use telegaz_config::{Config, SecureCookies};
+use telegaz_config::{Config, SecureCookies, WebRateLimitConfig};
 use telegaz_ingest::SharedProfiles;
 use telegaz_spool::Spool;
 use telegaz_store::Database;
@@ -63,6 +64,9 @@ pub struct WebSettings {
     pub profiles_dir: PathBuf,
     /// The configured alert notifiers: (name, type), shown on the alerts page.
     pub notifiers: Vec<(String, String)>,
+    /// Request rate limits per client (`[web.rate_limit]`;
+    /// `WebRateLimitConfig::off()` for none).
+    pub rate_limit: WebRateLimitConfig,
 }
 
 impl WebSettings {
@@ -103,6 +107,7 @@ impl WebSettings {
                     (field("name"), field("type"))
                 })
                 .collect(),
+            rate_limit: config.web.rate_limit.clone(),
         }
     }
 }
@@ -119,6 +124,7 @@ pub struct WebContext {
     /// Whether the database answers, as the receiver sees it (`/healthz`).
     pub db_health: telegaz_store::DbHealth,
     pub(crate) throttle: LoginThrottle,
+    pub(crate) limits: limit::RateLimits,
 }
 
 impl WebContext {
@@ -140,7 +146,9 @@ impl WebContext {
         db_health: telegaz_store::DbHealth,
     ) -> Arc<WebContext> {
         let profiles = SharedProfiles::new(load_profiles(&settings.profiles_dir));
+        let limits = limit::RateLimits::new(&settings.rate_limit);
         Arc::new(WebContext {
+            limits,
             db,
             spool,
             settings,
@@ -193,6 +201,11 @@ pub fn router(ctx: Ctx) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             auth::csrf_guard,
+        ))
+        // Before anything reads the database: refuse clients over a limit.
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            limit::guard,
         ))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(ctx)

@@ -563,6 +563,27 @@ async fn session_writes_need_the_csrf_token_and_bearer_writes_do_not() {
     )
     .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
+
+    // Every state-changing operation the API documents (its own OpenAPI
+    // document lists them all), sent with the session cookie and a missing,
+    // wrong or another user's token, as a cross-site page would: refused
+    // before its handler runs, and nothing changes.
+    let devices = get(&env.app, "/devices", OP).await.body;
+    let alerts = get(&env.app, "/alerts", OP).await.body;
+    let writes: Vec<_> = operations(&openapi(&env.app).await)
+        .into_iter()
+        .filter(|(m, _, _)| *m != Method::GET && *m != Method::HEAD)
+        .collect();
+    assert!(writes.len() >= 5, "{writes:?}");
+    for (method, path, op) in &writes {
+        for csrf in [None, Some("wrong-token"), Some(VIEWER_CSRF)] {
+            let a = call_op(&env, method, path, op, Cred::Session(OP_COOKIE, csrf)).await;
+            let msg = a.assert_error(StatusCode::FORBIDDEN);
+            assert!(msg.contains("CSRF"), "{method} {path}: {msg}");
+        }
+    }
+    assert_eq!(get(&env.app, "/devices", OP).await.body, devices);
+    assert_eq!(get(&env.app, "/alerts", OP).await.body, alerts);
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ use secrecy::SecretString;
 use telegaz_domain::{FileName, IngestState, Role, Timestamp, UploadId};
 use telegaz_store::{Database, NewDevice};
 use telegaz_web::WebContext;
-use tower::ServiceExt;
 
 mod common;
 
@@ -21,22 +20,6 @@ struct Env {
     _dir: tempfile::TempDir,
     ctx: Arc<WebContext>,
     app: Router,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-    bytes: Vec<u8>,
-}
-
-impl Reply {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
 }
 
 /// A signed-in browser: its session cookie and CSRF token.
@@ -63,19 +46,7 @@ impl Env {
     }
 
     async fn send(&self, req: Request<Body>) -> Reply {
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
-            .await
-            .unwrap()
-            .to_vec();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-            bytes,
-        }
+        common::send(&self.app, req).await
     }
 
     async fn get(&self, who: Option<&Browser>, path: &str) -> Reply {
@@ -110,13 +81,28 @@ impl Env {
 
     /// Sign in the way a browser does: the form, its token, the cookie.
     async fn sign_in(&self, name: &str, password: &str) -> Result<Browser, Reply> {
+        self.sign_in_having(name, password, None).await
+    }
+
+    /// Sign in from a browser that already holds a session cookie (its own
+    /// old one, or one planted by someone else).
+    async fn sign_in_having(
+        &self,
+        name: &str,
+        password: &str,
+        old_session: Option<&str>,
+    ) -> Result<Browser, Reply> {
         let page = self.get(None, "/login").await;
         assert_eq!(page.status, StatusCode::OK);
         let pre = cookie_of(&page, "tg_prelogin").unwrap();
         let token = csrf_in(&page.body);
+        let cookies = match old_session {
+            Some(old) => format!("tg_session={old}; tg_prelogin={pre}"),
+            None => format!("tg_prelogin={pre}"),
+        };
         let req = Request::post("/login")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, format!("tg_prelogin={pre}"))
+            .header(header::COOKIE, cookies)
             .body(Body::from(
                 serde_urlencoded::to_string([
                     ("user", name),
@@ -192,29 +178,7 @@ impl Env {
     }
 }
 
-fn cookie_of(reply: &Reply, name: &str) -> Option<String> {
-    reply
-        .headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .and_then(|kv| kv.trim().strip_prefix(&format!("{name}=")))
-                .map(str::to_owned)
-        })
-}
-
-fn csrf_in(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-use common::sample;
+use common::{Reply, cookie_of, csrf_in, sample};
 
 const PAGES: &[&str] = &[
     "/",
@@ -317,6 +281,116 @@ async fn sign_in_needs_the_form_token_and_the_password_and_is_throttled() {
         audit.body.matches("web_login_failed").count() >= 6,
         "{}",
         audit.body
+    );
+}
+
+#[tokio::test]
+async fn sign_in_never_adopts_a_session_id_it_did_not_issue() {
+    let e = env().await;
+    let pw = e.user("victim", Role::Operator).await;
+    let mallory = e.as_role("mallory", Role::Viewer).await;
+    let session_of = |b: &Browser| b.cookie.trim_start_matches("tg_session=").to_owned();
+
+    // 1. A session id chosen by an attacker before sign-in (any value).
+    for planted in [
+        "attacker-chosen",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let b = e
+            .sign_in_having("victim", &pw, Some(planted))
+            .await
+            .ok()
+            .unwrap();
+        assert_ne!(session_of(&b), planted, "the planted id was adopted");
+        let with_planted = Browser {
+            cookie: format!("tg_session={planted}"),
+            csrf: b.csrf.clone(),
+        };
+        let r = e.get(Some(&with_planted), "/").await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "the planted id authenticates"
+        );
+        assert!(r.location().starts_with("/login"), "{}", r.location());
+    }
+
+    // 2. A valid session of another user, planted in the victim's browser:
+    // sign-in still works (the sign-in form's own token decides), issues a
+    // new id for the victim, and the planted session ends on the server.
+    let b = e
+        .sign_in_having("victim", &pw, Some(&session_of(&mallory)))
+        .await
+        .ok()
+        .expect("sign-in works with someone else's session cookie present");
+    assert_ne!(session_of(&b), session_of(&mallory));
+    let account = e.get(Some(&b), "/account").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(
+        account.body.contains("<a href=\"/account\">victim</a>")
+            && !account.body.contains("<a href=\"/account\">mallory</a>"),
+        "signed in as someone else: {}",
+        account.body
+    );
+    let r = e.get(Some(&mallory), "/").await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "the old id still authenticates"
+    );
+
+    // 3. Signing in again from a signed-in browser replaces its session too.
+    let again = e
+        .sign_in_having("victim", &pw, Some(&session_of(&b)))
+        .await
+        .ok()
+        .unwrap();
+    assert_ne!(session_of(&again), session_of(&b));
+    assert_eq!(e.get(Some(&b), "/").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(e.get(Some(&again), "/").await.status, StatusCode::OK);
+
+    // 4. Sign-out ends the session on the server: the cookie replayed
+    // afterwards is sent to sign in (pages) or refused (API), and its
+    // forms no longer work.
+    let out = e.post(Some(&again), "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        cookie_of(&out, "tg_session").is_some_and(|v| v.is_empty()),
+        "the cookie is cleared"
+    );
+    let r = e.get(Some(&again), "/registry").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/login"), "{}", r.location());
+    let api = e
+        .send(
+            Request::get("/api/v1/devices")
+                .header(header::COOKIE, &again.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED, "{}", api.body);
+    let r = e
+        .post(Some(&again), "/registry", &[("name", "after-logout")])
+        .await;
+    assert_ne!(r.status, StatusCode::OK);
+    assert!(
+        e.db()
+            .device_by_name("after-logout")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        e.db()
+            .session(
+                &telegaz_web::token_sha256(&session_of(&again)),
+                Timestamp::now()
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "the session row is gone"
     );
 }
 
@@ -424,6 +498,57 @@ async fn a_viewer_reads_everything_but_changes_nothing() {
     assert!(!reg.body.contains("id=\"add-device\""));
 }
 
+/// Every state-changing route of the UI, with a form that would change
+/// something (path parameters filled in by [`csrf_table`]).
+const UI_WRITES: &[(&str, &[(&str, &str)])] = &[
+    ("/logout", &[]),
+    ("/registry", &[("name", "unit-x")]),
+    ("/registry/{name}", &[("title", "forged"), ("enabled", "1")]),
+    ("/registry/{name}/password", &[]),
+    ("/uploads/{id}/reparse", &[]),
+    (
+        "/profiles/edit",
+        &[
+            ("name", "forged"),
+            ("text", "kind = \"interval\""),
+            ("action", "save"),
+        ],
+    ),
+    ("/users", &[("name", "mallory"), ("role", "admin")]),
+    ("/users/{id}", &[("action", "role"), ("role", "viewer")]),
+    (
+        "/account/password",
+        &[
+            ("current", "x"),
+            ("new", "forged-password-123"),
+            ("repeat", "forged-password-123"),
+        ],
+    ),
+    ("/account/tokens", &[("label", "forged")]),
+    ("/account/tokens/{id}/revoke", &[]),
+    ("/alerts/{id}/ack", &[]),
+];
+
+/// The POST routes the UI's source declares (`src/pages/*.rs`), so that a
+/// new form cannot be left out of [`UI_WRITES`].
+fn declared_post_routes() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pages");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for chunk in text.split(".route(").skip(1) {
+            let chunk = chunk.split(".merge(").next().unwrap();
+            let path = chunk.split('"').nth(1).unwrap().to_owned();
+            let handler = chunk.split(".route(").next().unwrap();
+            if handler.contains("post(") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[tokio::test]
 async fn forms_without_the_session_csrf_token_are_refused() {
     let e = env().await;
@@ -449,10 +574,83 @@ async fn forms_without_the_session_csrf_token_are_refused() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Every state-changing route, from a cross-site form that has the
+    // session cookie but not the token (missing, wrong, another user's):
+    // refused, and nothing changed.
+    let mut table: Vec<String> = UI_WRITES.iter().map(|(p, _)| (*p).to_owned()).collect();
+    table.sort();
+    let mut declared = declared_post_routes();
+    declared.retain(|p| p != "/login");
+    assert_eq!(
+        table, declared,
+        "UI_WRITES must list every POST route of the UI"
+    );
+    let admin = e.as_role("admin", Role::Admin).await;
+    e.device("unit-1").await;
+    let upload = e.upload("unit-1", "a.txt", b"not a readout").await;
+    let before = e.db().device_by_name("unit-1").await.unwrap().unwrap();
+    let ingest_before = e.db().upload(upload).await.unwrap().unwrap().ingest;
+    let op_user = e.db().user_by_name("op").await.unwrap().unwrap();
+    for (route, form) in UI_WRITES {
+        let path = route.replace("{name}", "unit-1").replace(
+            "{id}",
+            &if route.starts_with("/uploads") {
+                upload.0.to_string()
+            } else if route.starts_with("/users") {
+                op_user.id.0.to_string()
+            } else {
+                "1".to_owned()
+            },
+        );
+        for csrf in ["", "0000", &other.csrf, &admin.csrf[..admin.csrf.len() - 1]] {
+            let mut fields = form.to_vec();
+            if !csrf.is_empty() {
+                fields.push(("csrf", csrf));
+            }
+            let r = e
+                .post(Some(&admin_without_token(&admin)), &path, &fields)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{path} with csrf {csrf:?}: {}",
+                r.body
+            );
+        }
+    }
+    assert_eq!(
+        e.db().device_by_name("unit-1").await.unwrap().unwrap(),
+        before
+    );
+    assert!(e.db().device_by_name("unit-x").await.unwrap().is_none());
+    assert!(e.db().user_by_name("mallory").await.unwrap().is_none());
+    assert_eq!(
+        e.db().upload(upload).await.unwrap().unwrap().ingest,
+        ingest_before
+    );
+    assert_eq!(
+        e.db().user_by_name("op").await.unwrap().unwrap().role,
+        Role::Operator
+    );
+    assert_eq!(
+        e.get(Some(&admin), "/").await.status,
+        StatusCode::OK,
+        "not signed out"
+    );
+
     // With its own token the form works.
     let r = e.post(Some(&op), "/registry", &[("name", "unit-x")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(e.db().device_by_name("unit-x").await.unwrap().is_some());
+}
+
+/// A browser with the session cookie whose forms carry no token of their
+/// own (the test adds the wrong one, or none).
+fn admin_without_token(b: &Browser) -> Browser {
+    Browser {
+        cookie: b.cookie.clone(),
+        csrf: String::new(),
+    }
 }
 
 #[tokio::test]

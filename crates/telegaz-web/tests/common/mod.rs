@@ -27,6 +27,16 @@ pub fn sample(path: &str) -> Vec<u8> {
 
 /// A web context on a fresh SQLite database and spool in `dir`.
 pub async fn context(dir: &Path) -> Arc<WebContext> {
+    // The page and API tests are one in-process client making many
+    // requests; `tests/rate_limit.rs` turns the limits on.
+    context_with(dir, telegaz_config::WebRateLimitConfig::off()).await
+}
+
+/// The same, with these request rate limits.
+pub async fn context_with(
+    dir: &Path,
+    rate_limit: telegaz_config::WebRateLimitConfig,
+) -> Arc<WebContext> {
     let url = format!("sqlite://{}", dir.join("t.db").display());
     let db = telegaz_store::connect(&url).await.unwrap();
     let spool = Spool::open(dir.join("spool")).unwrap();
@@ -45,6 +55,7 @@ pub async fn context(dir: &Path) -> Arc<WebContext> {
         },
         profiles_dir: dir.join("profiles"),
         notifiers: vec![("dispatchers".into(), "telegram".into())],
+        rate_limit,
     };
     WebContext::new(db, spool, settings, None)
 }
@@ -113,4 +124,63 @@ pub async fn session(db: &dyn Database, user: &User, cookie: &str, csrf: &str) {
     })
     .await
     .unwrap();
+}
+
+/// What the router answered.
+pub struct Reply {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(axum::http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Send one request through the router.
+pub async fn send(app: &axum::Router, req: axum::http::Request<axum::body::Body>) -> Reply {
+    use tower::ServiceExt;
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+        .await
+        .unwrap()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+    }
+}
+
+/// The value a response sets for cookie `name`.
+pub fn cookie_of(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .and_then(|kv| kv.trim().strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+        })
+}
+
+/// The CSRF token of the first form of a page.
+pub fn csrf_in(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
 }

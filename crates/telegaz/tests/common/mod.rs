@@ -145,6 +145,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap()
+    }
+
     /// SIGKILL the server (no shutdown path runs).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
