@@ -1259,7 +1259,7 @@ async fn administrators_see_add_and_lift_bans_with_csrf_forms() {
     let page = e.get(Some(&admin), "/bans").await;
     assert!(page.body.contains(&format!("id=\"ban-{}\"", ban.id)));
     assert!(
-        page.body.contains("&lt;b&gt;guessing&lt;/b&gt;") && !page.body.contains("<b>guessing")
+        page.body.contains("&#60;b&#62;guessing&#60;/b&#62;") && !page.body.contains("<b>guessing")
     );
     assert!(
         page.body
