@@ -389,6 +389,20 @@ fn still_held(r: &Raw) -> bool {
     held
 }
 
+/// Wait until the audit trail holds `n` sessions closed by the login timeout.
+fn wait_login_timeouts(s: &Server, n: usize) {
+    wait_until("the timed-out connections in the audit trail", || {
+        s.audit()
+            .iter()
+            .filter(|e| {
+                e["kind"] == "disconnect"
+                    && e["detail"].as_str().unwrap().contains("ftp.login_timeout")
+            })
+            .count()
+            == n
+    });
+}
+
 #[test]
 fn idle_and_half_open_connections_from_one_address_do_not_stop_other_units() {
     let s = Server::start_with(&[
@@ -431,19 +445,7 @@ fn idle_and_half_open_connections_from_one_address_do_not_stop_other_units() {
                 .unwrap()
                 .contains("ftp.max_connections_per_address")
     });
-    wait_until(
-        "every idle connection's disconnect in the audit trail",
-        || {
-            s.audit()
-                .iter()
-                .filter(|e| {
-                    e["kind"] == "disconnect"
-                        && e["detail"].as_str().unwrap().contains("ftp.login_timeout")
-                })
-                .count()
-                == 6
-        },
-    );
+    wait_login_timeouts(&s, 6);
 }
 
 #[test]
@@ -483,16 +485,7 @@ fn a_server_full_of_idle_connections_recovers_when_they_time_out() {
         "after-full.bin",
         &data,
     );
-    wait_until("the timed-out connections in the audit trail", || {
-        s.audit()
-            .iter()
-            .filter(|e| {
-                e["kind"] == "disconnect"
-                    && e["detail"].as_str().unwrap().contains("ftp.login_timeout")
-            })
-            .count()
-            == 10
-    });
+    wait_login_timeouts(&s, 10);
 }
 
 /// Two consecutive free ports on the loopback.
