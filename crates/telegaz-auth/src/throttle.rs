@@ -189,6 +189,37 @@ impl LoginThrottle {
         });
     }
 
+    /// Make a block that is in force last `block_for` from `now` (a ban that
+    /// grew with repeats): `login` `None` is the address's block.
+    pub fn extend_block(
+        &self,
+        addr: IpAddr,
+        login: Option<&str>,
+        block_for: Duration,
+        now: Instant,
+    ) {
+        self.with_state(|s| {
+            let entry = match login {
+                Some(l) => s.pairs.get_mut(&(addr, l.to_owned())),
+                None => s.addresses.get_mut(&addr),
+            };
+            if let Some(e) = entry
+                && e.blocked(now).is_some()
+            {
+                e.blocked_until = Some(now + block_for);
+            }
+        });
+    }
+
+    /// Forget the blocks (and counted failures) that refuse `login` from
+    /// `addr`: the ban they were recorded as was lifted.
+    pub fn forgive(&self, addr: IpAddr, login: &str) {
+        self.with_state(|s| {
+            s.pairs.remove(&(addr, login.to_owned()));
+            s.addresses.remove(&addr);
+        });
+    }
+
     /// Keep memory bounded: forget expired entries, then the oldest ones.
     fn bound(s: &mut State, now: Instant, policy: &ThrottlePolicy) {
         let cap = policy.max_entries.max(1);
@@ -294,6 +325,29 @@ mod tests {
         t.record_failure(a, "u", now);
         t.record_success(a, "u");
         assert!(t.record_failure(a, "u", now).is_none());
+    }
+
+    #[test]
+    fn a_block_can_grow_and_be_forgiven() {
+        let t = LoginThrottle::new(policy());
+        let now = Instant::now();
+        let a = ip("192.0.2.9");
+        for _ in 0..3 {
+            t.record_failure(a, "u", now);
+        }
+        t.extend_block(a, Some("u"), Duration::from_secs(300), now);
+        let later = now + Duration::from_secs(100);
+        assert_eq!(
+            t.check(a, "u", later).unwrap_err().remaining,
+            Duration::from_secs(200)
+        );
+        // No block, nothing to extend.
+        t.extend_block(a, Some("other"), Duration::from_secs(300), now);
+        assert!(t.check(a, "other", now).is_ok());
+        t.forgive(a, "u");
+        assert!(t.check(a, "u", later).is_ok());
+        // Its failures are forgotten too: it takes the full count again.
+        assert!(t.record_failure(a, "u", later).is_none());
     }
 
     #[test]

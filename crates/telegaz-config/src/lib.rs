@@ -114,6 +114,13 @@ pub struct FtpConfig {
     pub max_connections_per_address: usize,
     /// Longest command line accepted (bytes); longer lines get 500.
     pub max_command_line: usize,
+    /// Commands a client may send before it has logged in; past it the
+    /// connection gets 421 and is closed (audited, `limit_reached`).
+    pub max_commands_before_login: u32,
+    /// Commands per second a client may send before it has logged in
+    /// (bursts up to this many, at least 5); faster gets 421 and the
+    /// connection closed.
+    pub max_command_rate_before_login: u32,
     /// Text of the 220 greeting.
     pub greeting: String,
     /// The longest a unit's session waits for one database operation; past
@@ -224,6 +231,8 @@ impl Default for FtpConfig {
             max_connections: 2000,
             max_connections_per_address: 500,
             max_command_line: 4096,
+            max_commands_before_login: 20,
+            max_command_rate_before_login: 10,
             greeting: "Telegaz FTP ready".into(),
             database_wait: Duration::from_secs(3),
             proxy_protocol_from: Vec::new(),
@@ -427,8 +436,18 @@ pub struct LoginPolicyConfig {
     pub max_failures_per_address: u32,
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// How long the first block lasts. Each block is recorded in the ban
+    /// list (`telegaz ban list`); a repeat offender's next block lasts twice
+    /// as long as the one before…
     #[serde(with = "humantime_serde")]
     pub block_for: Duration,
+    /// …up to this long…
+    #[serde(with = "humantime_serde")]
+    pub max_block_for: Duration,
+    /// …counting the blocks of the same address (and login) made within this
+    /// time back.
+    #[serde(with = "humantime_serde")]
+    pub repeat_lookback: Duration,
 }
 
 impl Default for LoginPolicyConfig {
@@ -438,6 +457,8 @@ impl Default for LoginPolicyConfig {
             max_failures_per_address: 30,
             window: Duration::from_secs(15 * 60),
             block_for: Duration::from_secs(10 * 60),
+            max_block_for: Duration::from_secs(24 * 3600),
+            repeat_lookback: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -869,6 +890,18 @@ impl Config {
         if self.login_policy.max_failures_per_login_and_address == 0 {
             return Err(ConfigError::Invalid(
                 "login_policy.max_failures_per_login_and_address must be at least 1".into(),
+            ));
+        }
+        if self.login_policy.max_block_for < self.login_policy.block_for {
+            return Err(ConfigError::Invalid(
+                "login_policy.max_block_for must be at least login_policy.block_for".into(),
+            ));
+        }
+        if ftp.max_commands_before_login < 2 || ftp.max_command_rate_before_login == 0 {
+            return Err(ConfigError::Invalid(
+                "ftp.max_commands_before_login must be at least 2 (USER and PASS) and \
+                 ftp.max_command_rate_before_login at least 1"
+                    .into(),
             ));
         }
         validate_delivery(&self.smtp, &self.delivery, &self.delivery_policy)

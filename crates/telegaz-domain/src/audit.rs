@@ -35,10 +35,18 @@ pub enum AuditKind {
     UserChanged,
     /// Someone asked for uploads to be parsed again.
     ReparseRequested,
+    /// A ban was recorded (by the failed-login throttle, the CLI, the web UI or the API).
+    BanCreated,
+    /// A ban was lifted before its end.
+    BanLifted,
+    /// A limit of the FTP engine turned a client away (outcome: which one:
+    /// `commands_before_login`, `command_rate_before_login`, `long_lines`,
+    /// `passive_ports`).
+    LimitReached,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 21] = [
         AuditKind::Connect,
         AuditKind::ConnectRefused,
         AuditKind::LoginSucceeded,
@@ -57,6 +65,9 @@ impl AuditKind {
         AuditKind::WebLoginFailed,
         AuditKind::UserChanged,
         AuditKind::ReparseRequested,
+        AuditKind::BanCreated,
+        AuditKind::BanLifted,
+        AuditKind::LimitReached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +90,9 @@ impl AuditKind {
             AuditKind::WebLoginFailed => "web_login_failed",
             AuditKind::UserChanged => "user_changed",
             AuditKind::ReparseRequested => "reparse_requested",
+            AuditKind::BanCreated => "ban_created",
+            AuditKind::BanLifted => "ban_lifted",
+            AuditKind::LimitReached => "limit_reached",
         }
     }
 }

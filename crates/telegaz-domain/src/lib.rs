@@ -8,6 +8,7 @@
 mod alert;
 mod archive;
 mod audit;
+mod ban;
 mod device;
 mod digest;
 pub mod gasday;
@@ -20,6 +21,7 @@ pub use archive::{
     Unrecognised,
 };
 pub use audit::{AuditEvent, AuditKind, NewAuditEvent};
+pub use ban::{Ban, NewBan, ban_address, ban_clock};
 pub use device::{Device, DeviceId, DeviceName, InvalidDeviceName};
 pub use digest::{ParseDigestError, Sha256Digest};
 pub use upload::{

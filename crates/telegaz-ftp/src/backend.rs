@@ -35,6 +35,14 @@ pub enum LoginError {
     AddressNotAllowed,
     #[error("temporarily blocked after repeated failures ({scope}), {remaining_secs} s left")]
     Blocked { scope: String, remaining_secs: u64 },
+    /// Refused by an entry of the ban list (`telegaz ban list`).
+    #[error("banned (ban #{id}: {target}, {until})")]
+    Banned {
+        id: i64,
+        target: String,
+        /// `until 2026-11-26T10:00:00Z` or `until lifted`.
+        until: String,
+    },
     #[error("login unavailable: {0}")]
     Unavailable(String),
     #[error("TLS is required: the client logged in without AUTH TLS")]
@@ -49,7 +57,7 @@ impl LoginError {
             LoginError::BadPassword => "bad_password",
             LoginError::Disabled => "disabled",
             LoginError::AddressNotAllowed => "address_not_allowed",
-            LoginError::Blocked { .. } => "blocked",
+            LoginError::Blocked { .. } | LoginError::Banned { .. } => "blocked",
             LoginError::Unavailable(_) => "unavailable",
             LoginError::TlsRequired => "tls_required",
         }
@@ -170,6 +178,13 @@ pub trait Backend: Send + Sync + 'static {
         user: &str,
         password: SecretString,
     ) -> Result<Self::Account, LoginError>;
+
+    /// A limit of the engine turned the client away or refused a command
+    /// (`limit`: `commands_before_login`, `command_rate_before_login`,
+    /// `long_lines`, `passive_ports`): for the audit trail.
+    async fn limit_reached(&self, session: &SessionInfo, limit: &str, detail: &str) {
+        let _ = (session, limit, detail);
+    }
 
     /// The engine refused a login before asking [`Backend::login`] (TLS
     /// required and not started): for the audit trail.

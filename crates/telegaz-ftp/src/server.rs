@@ -41,6 +41,10 @@ pub struct EngineConfig {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub max_command_line: usize,
+    /// Commands allowed before a login succeeds; then 421 and close.
+    pub max_commands_before_login: u32,
+    /// Commands per second before login (a burst of this many is allowed).
+    pub max_command_rate_before_login: u32,
     pub greeting: String,
     /// After a data connection ends, how long to look for the client having gone.
     pub client_gone_grace: Duration,
@@ -62,6 +66,10 @@ const SHUTDOWN_RECORD_WAIT: Duration = Duration::from_secs(30);
 async fn until_set(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|&v| v).await;
 }
+
+/// Over-long command lines one session may send (each answered 500); the
+/// next one ends the session with 421 (a flood, not a client's mistake).
+pub const MAX_LONG_LINES: u32 = 16;
 
 /// How long a balancer has to send its PROXY header.
 const PROXY_HEADER_WAIT: Duration = Duration::from_secs(10);
@@ -209,6 +217,8 @@ async fn accept<B: Backend>(
                 stop,
                 cut,
                 protect_data: false,
+                before_login: PreLogin::new(&config),
+                long_lines: 0,
             };
             let reason = s.run().await;
             backend
@@ -383,6 +393,69 @@ struct Session<B: Backend> {
     cut: tokio::sync::watch::Receiver<bool>,
     /// `PROT P`: data connections are TLS.
     protect_data: bool,
+    /// Counts the commands of a client that has not logged in yet.
+    before_login: PreLogin,
+    /// Over-long lines so far.
+    long_lines: u32,
+}
+
+/// The limits on a client that has not logged in: a total number of
+/// commands and a rate (a token bucket that holds a burst of `rate`, at
+/// least [`MIN_BURST_BEFORE_LOGIN`]).
+struct PreLogin {
+    commands: u32,
+    max_commands: u32,
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: tokio::time::Instant,
+}
+
+/// However low the rate before login, a client may send this many commands
+/// at once (USER, PASS and what clients send before them: FEAT, OPTS, AUTH).
+const MIN_BURST_BEFORE_LOGIN: u32 = 5;
+
+impl PreLogin {
+    fn new(config: &EngineConfig) -> Self {
+        let rate = f64::from(config.max_command_rate_before_login.max(1));
+        let burst = rate.max(f64::from(MIN_BURST_BEFORE_LOGIN));
+        PreLogin {
+            commands: 0,
+            max_commands: config.max_commands_before_login.max(1),
+            rate,
+            burst,
+            tokens: burst,
+            refilled: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Count one command; `Err((code, text))` when it is one too many.
+    fn count(&mut self, now: tokio::time::Instant) -> Result<(), (&'static str, String)> {
+        self.commands = self.commands.saturating_add(1);
+        if self.commands > self.max_commands {
+            return Err((
+                "commands_before_login",
+                format!(
+                    "more than {} commands before login (ftp.max_commands_before_login)",
+                    self.max_commands
+                ),
+            ));
+        }
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens < 1.0 {
+            return Err((
+                "command_rate_before_login",
+                format!(
+                    "more than {} commands per second before login (ftp.max_command_rate_before_login)",
+                    self.rate
+                ),
+            ));
+        }
+        self.tokens -= 1.0;
+        Ok(())
+    }
 }
 
 /// Result of running a transfer.
@@ -447,6 +520,11 @@ impl<B: Backend> Session<B> {
                     return what.into();
                 }
             };
+            if !matches!(line, Line::Eof)
+                && let Some(end) = self.over_limits(matches!(line, Line::TooLong)).await
+            {
+                return end;
+            }
             let line = match line {
                 Line::Eof => return "closed by the client".into(),
                 Line::TooLong => {
@@ -468,6 +546,33 @@ impl<B: Backend> Session<B> {
                 Err(e) => return format!("control connection error: {e}"),
             }
         }
+    }
+
+    /// Count a line against the session's limits (commands and their rate
+    /// before login, over-long lines); `Some` ends the session, after a 421
+    /// and a record for the audit trail.
+    async fn over_limits(&mut self, too_long: bool) -> Option<End> {
+        let mut hit = None;
+        if too_long {
+            self.long_lines = self.long_lines.saturating_add(1);
+            if self.long_lines > MAX_LONG_LINES {
+                hit = Some((
+                    "long_lines",
+                    format!(
+                        "more than {MAX_LONG_LINES} command lines over the limit of {} bytes (ftp.max_command_line)",
+                        self.config.max_command_line
+                    ),
+                ));
+            }
+        }
+        if hit.is_none() && self.account.is_none() {
+            hit = self.before_login.count(tokio::time::Instant::now()).err();
+        }
+        let (code, text) = hit?;
+        tracing::info!(session = %self.info.id, peer = %self.info.peer, limit = code, "{text}; closing");
+        self.backend.limit_reached(&self.info, code, &text).await;
+        let _ = self.reply(421, &format!("Closing: {text}")).await;
+        Some(text)
     }
 
     /// Handle one command. `Ok(Some(_))` ends the session.
@@ -922,6 +1027,14 @@ impl<B: Backend> Session<B> {
         let listener = match bind_passive(local_ip, self.config.passive_ports) {
             Some(l) => l,
             None => {
+                let (lo, hi) = self.config.passive_ports;
+                let text = format!(
+                    "no passive port free in {lo}-{hi} (ftp.passive_ports): every one is held by another session"
+                );
+                tracing::warn!(session = %self.info.id, peer = %self.info.peer, "{text}");
+                self.backend
+                    .limit_reached(&self.info, "passive_ports", &text)
+                    .await;
                 return self
                     .reply(425, "No passive port free, try again later")
                     .await;
@@ -1466,6 +1579,9 @@ fn bind_passive(ip: IpAddr, (lo, hi): (u16, u16)) -> Option<TcpListener> {
         } else {
             TcpSocket::new_v6().ok()?
         };
+        // A port whose last data connection is in TIME_WAIT is free to
+        // listen on again (a small range must not run dry on closed ones).
+        sock.set_reuseaddr(true).ok()?;
         sock.bind(SocketAddr::new(ip, port)).ok()?;
         sock.listen(8).ok()
     };

@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
-use telegaz_auth::{LoginThrottle, NetworkAllowList, ThrottlePolicy};
+use telegaz_auth::{BlockScope, LoginThrottle, NetworkAllowList, ThrottlePolicy};
 use telegaz_domain::{
-    AuditKind, DeviceId, NewAuditEvent, NewUpload, PartialReason, Timestamp, UploadFinish,
-    UploadId, UploadMode, UploadStatus,
+    AuditKind, Ban, DeviceId, NewAuditEvent, NewBan, NewUpload, PartialReason, Timestamp,
+    UploadFinish, UploadId, UploadMode, UploadStatus,
 };
 use telegaz_ftp::{
     Account, Backend, Entry, FsError, LoginError, Receipt, SessionInfo, UploadRequest, UploadSink,
     VPath, WriteMode,
 };
 use telegaz_spool::{Spool, SpoolError, TempFile};
-use telegaz_store::{Database, DbHealth, StoreError};
+use telegaz_store::{BAN_BY_SYSTEM, Database, DbHealth, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Semaphore;
 
@@ -45,6 +45,10 @@ pub struct ReceiverSettings {
     pub health: DbHealth,
     /// How often the device cache is read again from the database.
     pub device_refresh: Duration,
+    /// The longest a block after failed logins grows to with repeats.
+    pub max_block_for: Duration,
+    /// Earlier blocks made within this time back count as repeats.
+    pub repeat_lookback: Duration,
 }
 
 impl Default for ReceiverSettings {
@@ -56,6 +60,8 @@ impl Default for ReceiverSettings {
             outage_dir: PathBuf::from("outage"),
             health: DbHealth::new(),
             device_refresh: Duration::from_secs(30),
+            max_block_for: Duration::from_secs(24 * 3600),
+            repeat_lookback: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -83,6 +89,8 @@ struct Inner {
     late_writes: Arc<AtomicUsize>,
     /// A sidecar was finished since the replayer last looked.
     journal_dirty: AtomicBool,
+    max_block_for: Duration,
+    repeat_lookback: Duration,
 }
 
 /// Why a database call on the FTP path did not give an answer.
@@ -172,6 +180,21 @@ fn ns_event<T, E>(
     e
 }
 
+/// How long a block lasts after `repeats` earlier ones: doubled each time, at most `max`.
+pub(crate) fn grown_block(first: Duration, repeats: u32, max: Duration) -> Duration {
+    let factor = 1u32.checked_shl(repeats.min(31)).unwrap_or(u32::MAX);
+    first.saturating_mul(factor).min(max.max(first))
+}
+
+/// The refusal a ban gives.
+fn banned(ban: &Ban) -> LoginError {
+    LoginError::Banned {
+        id: ban.id,
+        target: ban.target(),
+        until: ban.until_text(),
+    }
+}
+
 fn store_to_fs(e: StoreError) -> FsError {
     match e {
         StoreError::NotFound { what } => FsError::NotFound(what),
@@ -228,6 +251,8 @@ impl Receiver {
                 next_key: AtomicI64::new(-seed.max(1)),
                 late_writes: Arc::default(),
                 journal_dirty: AtomicBool::new(true),
+                max_block_for: settings.max_block_for,
+                repeat_lookback: settings.repeat_lookback,
             }),
         })
     }
@@ -624,14 +649,28 @@ impl Receiver {
     ) -> Result<DeviceAccount, (LoginError, Option<DeviceId>)> {
         let ip = canonical_ip(session.peer.ip());
         let throttle = &self.inner.throttle;
-        if let Err(b) = throttle.check(ip, user, Instant::now()) {
-            return Err((
-                LoginError::Blocked {
-                    scope: b.scope.as_str().into(),
-                    remaining_secs: b.remaining.as_secs().max(1),
-                },
-                None,
-            ));
+        // The ban list is the authority while the database answers (a lifted
+        // ban frees the address at once, on every receiver); the throttle's
+        // own blocks stand in for it while the database is away.
+        match self.ban_in_force(ip, user).await {
+            Some(Some(ban)) => return Err((banned(&ban), None)),
+            Some(None) => {
+                if throttle.check(ip, user, Instant::now()).is_err() {
+                    tracing::info!(login = user, %ip, "block lifted in the ban list: forgotten");
+                    throttle.forgive(ip, user);
+                }
+            }
+            None => {
+                if let Err(b) = throttle.check(ip, user, Instant::now()) {
+                    return Err((
+                        LoginError::Blocked {
+                            scope: b.scope.as_str().into(),
+                            remaining_secs: b.remaining.as_secs().max(1),
+                        },
+                        None,
+                    ));
+                }
+            }
         }
         let device = match self.check_password(user, password).await {
             Ok(Some(d)) => d,
@@ -639,6 +678,7 @@ impl Receiver {
             Err(e @ (LoginError::BadPassword | LoginError::UnknownUser)) => {
                 if let Some(b) = throttle.record_failure(ip, user, Instant::now()) {
                     tracing::warn!(login = user, %ip, scope = b.scope.as_str(), "repeated failed logins: temporary block");
+                    self.record_block(session, ip, user, b.scope).await;
                 }
                 let id = self.inner.devices.get(user).map(|d| d.id);
                 return Err((e, id));
@@ -665,6 +705,115 @@ impl Receiver {
             login: device.login.to_string(),
             tls_required: device.tls_required,
         })
+    }
+
+    /// The ban in force for `user` from `ip`: `Some(ban)` from the ban list,
+    /// `None` when the database did not answer in time (one indexed lookup,
+    /// bounded by `ftp.database_wait`).
+    async fn ban_in_force(&self, ip: IpAddr, user: &str) -> Option<Option<Ban>> {
+        let inner = &self.inner;
+        if inner.health.is_down() {
+            return None;
+        }
+        let address = ip.to_string();
+        match self
+            .db_read(
+                "looking up bans",
+                inner.db.active_ban(&address, user, Timestamp::now()),
+            )
+            .await
+        {
+            Ok(ban) => Some(ban),
+            Err(DbFail::Unavailable) => None,
+            Err(DbFail::Store(e)) => {
+                tracing::error!(error = %e, "cannot read the ban list; the in-memory blocks apply");
+                None
+            }
+        }
+    }
+
+    /// The throttle blocked `user` from `ip` (or the whole address): record
+    /// it in the ban list, lasting longer for each earlier block of the same
+    /// scope within `login_policy.repeat_lookback`, and audit it.
+    async fn record_block(&self, session: &SessionInfo, ip: IpAddr, user: &str, scope: BlockScope) {
+        let inner = &self.inner;
+        let policy = inner.throttle.policy().clone();
+        let address = ip.to_string();
+        let login = match scope {
+            BlockScope::Address => None,
+            BlockScope::LoginAndAddress => Some(user.to_owned()),
+        };
+        let now = Timestamp::now();
+        let since = now
+            .checked_sub(
+                jiff::SignedDuration::try_from(inner.repeat_lookback)
+                    .unwrap_or(jiff::SignedDuration::ZERO),
+            )
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let repeats = if inner.health.is_down() {
+            0
+        } else {
+            self.db_read(
+                "counting earlier bans",
+                inner
+                    .db
+                    .count_bans_by(BAN_BY_SYSTEM, &address, login.as_deref(), since),
+            )
+            .await
+            .unwrap_or(0)
+        };
+        let block_for = grown_block(policy.block_for, repeats, inner.max_block_for);
+        inner
+            .throttle
+            .extend_block(ip, login.as_deref(), block_for, Instant::now());
+        let failures = match scope {
+            BlockScope::Address => policy.max_failures_per_address,
+            BlockScope::LoginAndAddress => policy.max_failures_per_login_and_address,
+        };
+        let new = NewBan {
+            address: Some(address),
+            login: login.clone(),
+            reason: format!(
+                "{failures} failed logins within {} (login_policy)",
+                humantime::format_duration(policy.window)
+            ),
+            created_by: BAN_BY_SYSTEM.into(),
+            created_at: now,
+            expires_at: now
+                .checked_add(
+                    jiff::SignedDuration::try_from(block_for).unwrap_or(jiff::SignedDuration::ZERO),
+                )
+                .ok(),
+            repeat: repeats,
+        };
+        let db = inner.db.clone();
+        let written = {
+            let new = new.clone();
+            self.db_write("recording a ban", async move { db.create_ban(&new).await })
+                .await
+        };
+        let mut e = event(AuditKind::BanCreated, "ok", session);
+        e.login = Some(user.to_owned());
+        let what = match &login {
+            Some(l) => format!("{l} from {ip}"),
+            None => ip.to_string(),
+        };
+        let span = humantime::format_duration(Duration::from_secs(block_for.as_secs()));
+        e.detail = match written {
+            Ok(ban) => format!(
+                "ban #{}: {what} for {span} (repeat {repeats}), by system: {}",
+                ban.id, new.reason
+            ),
+            Err(_) => {
+                e.outcome = "not_recorded".into();
+                format!(
+                    "{what} blocked for {span} by system: {}; the database did not take the ban, the block holds in this process only",
+                    new.reason
+                )
+            }
+        };
+        tracing::warn!(login = user, %ip, block_s = block_for.as_secs(), repeats, "login blocked: {}", e.detail);
+        inner.audit.record(e).await;
     }
 
     /// A raw-TCP unit identified by its source address (`tcp.by_address`)
@@ -1002,6 +1151,14 @@ impl Backend for Receiver {
             .audit
             .record(event(AuditKind::Connect, "ok", session))
             .await;
+    }
+
+    async fn limit_reached(&self, session: &SessionInfo, limit: &str, detail: &str) {
+        metrics::counter!("telegaz_ftp_limits_reached_total", "limit" => limit.to_owned())
+            .increment(1);
+        let mut e = event(AuditKind::LimitReached, limit, session);
+        e.detail = detail.to_owned();
+        self.inner.audit.record(e).await;
     }
 
     async fn refused(&self, session: &SessionInfo, reason: &str) {
@@ -1616,5 +1773,22 @@ impl UploadSink for DeviceUpload {
 
     async fn abandon(self, reason: PartialReason) -> Result<Receipt, FsError> {
         self.finish(Ending::Partial(reason)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_double_with_each_repeat_up_to_the_cap() {
+        let m = |n: u64| Duration::from_secs(60 * n);
+        assert_eq!(grown_block(m(10), 0, m(1440)), m(10));
+        assert_eq!(grown_block(m(10), 1, m(1440)), m(20));
+        assert_eq!(grown_block(m(10), 3, m(1440)), m(80));
+        assert_eq!(grown_block(m(10), 8, m(1440)), m(1440));
+        assert_eq!(grown_block(m(10), u32::MAX, m(1440)), m(1440));
+        // A cap below the first block never shortens it.
+        assert_eq!(grown_block(m(10), 2, m(5)), m(10));
     }
 }

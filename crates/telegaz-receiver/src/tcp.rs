@@ -212,6 +212,7 @@ impl Connection<'_> {
         let text = match e {
             LoginError::TlsRequired => "ERR this device must use FTPS (tls_required)",
             LoginError::Blocked { .. } => "ERR temporarily blocked after failed logins",
+            LoginError::Banned { .. } => "ERR banned: ask the operator (telegaz ban list)",
             _ => "ERR login refused",
         };
         refuse(&mut self.stream, text).await;

@@ -9,6 +9,10 @@ mod health;
 pub mod migrate;
 mod path;
 mod pg_alerts;
+// --- bans (abuse resistance) ---
+mod pg_bans;
+mod sqlite_bans;
+// --- end bans ---
 mod pg_core;
 mod pg_delivery;
 mod pg_ingest;
@@ -231,6 +235,19 @@ pub struct AuditFilter {
     pub newest_first: bool,
     pub limit: Option<u32>,
 }
+
+// --- bans (abuse resistance) ---
+/// Which bans to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct BanFilter {
+    /// Only bans in force at this time (not lifted, not expired).
+    pub active_at: Option<Timestamp>,
+    pub limit: Option<u32>,
+}
+
+/// Who the failed-login throttle's bans are made by (`Ban::created_by`).
+pub const BAN_BY_SYSTEM: &str = "system";
+// --- end bans ---
 
 /// A file as a device sees it over FTP.
 #[derive(Debug, Clone)]
@@ -486,6 +503,32 @@ pub trait Database: Send + Sync + 'static {
     ) -> Result<Option<DeliveryRecord>>;
     /// Newest gas day first.
     async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>>;
+
+    // --- bans (abuse resistance) ---
+    /// Record a ban (an address, a login, or a login from an address).
+    async fn create_ban(&self, ban: &telegaz_domain::NewBan) -> Result<telegaz_domain::Ban>;
+    async fn list_bans(&self, filter: &BanFilter) -> Result<Vec<telegaz_domain::Ban>>;
+    /// End a ban now; lifting a lifted ban changes nothing. Returns the ban.
+    async fn lift_ban(&self, id: i64, by: &str, at: Timestamp) -> Result<telegaz_domain::Ban>;
+    /// The ban in force at `now` that refuses `login` from `address` (the
+    /// one that lasts longest), if any. On the FTP login path: one lookup
+    /// through the indexes of live bans.
+    async fn active_ban(
+        &self,
+        address: &str,
+        login: &str,
+        now: Timestamp,
+    ) -> Result<Option<telegaz_domain::Ban>>;
+    /// How many bans `created_by` made of exactly this address and login
+    /// (`None`: the address alone) since `since` (the throttle's repeats).
+    async fn count_bans_by(
+        &self,
+        created_by: &str,
+        address: &str,
+        login: Option<&str>,
+        since: Timestamp,
+    ) -> Result<u32>;
+    // --- end bans ---
 }
 
 /// Every device's activity, by device (the fleet page, the API, alerts).

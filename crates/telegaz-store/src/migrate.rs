@@ -328,6 +328,25 @@ const TABLES: &[Table] = &[
             ("sent_at", Time),
         ],
     },
+    // --- bans (abuse resistance) ---
+    Table {
+        name: "bans",
+        key: &["id"],
+        identity: true,
+        columns: &[
+            ("id", Int),
+            ("address", Text),
+            ("login", Text),
+            ("reason", Text),
+            ("created_by", Text),
+            ("created_at", Time),
+            ("expires_at", Time),
+            ("repeat", Int),
+            ("lifted_at", Time),
+            ("lifted_by", Text),
+        ],
+    },
+    // --- end bans ---
 ];
 
 /// Rows per INSERT (well below both backends' limits on bound parameters).

@@ -389,4 +389,37 @@ impl Database for PgDatabase {
     async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>> {
         crate::pg_delivery::list_deliveries(self, filter).await
     }
+
+    // --- bans (abuse resistance) ---
+    async fn create_ban(&self, ban: &telegaz_domain::NewBan) -> Result<telegaz_domain::Ban> {
+        crate::pg_bans::create_ban(self, ban).await
+    }
+
+    async fn list_bans(&self, filter: &crate::BanFilter) -> Result<Vec<telegaz_domain::Ban>> {
+        crate::pg_bans::list_bans(self, filter).await
+    }
+
+    async fn lift_ban(&self, id: i64, by: &str, at: Timestamp) -> Result<telegaz_domain::Ban> {
+        crate::pg_bans::lift_ban(self, id, by, at).await
+    }
+
+    async fn active_ban(
+        &self,
+        address: &str,
+        login: &str,
+        now: Timestamp,
+    ) -> Result<Option<telegaz_domain::Ban>> {
+        crate::pg_bans::active_ban(self, address, login, now).await
+    }
+
+    async fn count_bans_by(
+        &self,
+        created_by: &str,
+        address: &str,
+        login: Option<&str>,
+        since: Timestamp,
+    ) -> Result<u32> {
+        crate::pg_bans::count_bans_by(self, created_by, address, login, since).await
+    }
+    // --- end bans ---
 }

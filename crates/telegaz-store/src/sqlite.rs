@@ -1322,6 +1322,39 @@ impl Database for SqliteDatabase {
             })
             .collect()
     }
+
+    // --- bans (abuse resistance) ---
+    async fn create_ban(&self, ban: &telegaz_domain::NewBan) -> Result<telegaz_domain::Ban> {
+        crate::sqlite_bans::create(&self.pool, ban).await
+    }
+
+    async fn list_bans(&self, filter: &crate::BanFilter) -> Result<Vec<telegaz_domain::Ban>> {
+        crate::sqlite_bans::list(&self.pool, filter).await
+    }
+
+    async fn lift_ban(&self, id: i64, by: &str, at: Timestamp) -> Result<telegaz_domain::Ban> {
+        crate::sqlite_bans::lift(&self.pool, id, by, at).await
+    }
+
+    async fn active_ban(
+        &self,
+        address: &str,
+        login: &str,
+        now: Timestamp,
+    ) -> Result<Option<telegaz_domain::Ban>> {
+        crate::sqlite_bans::active_for(&self.pool, address, login, now).await
+    }
+
+    async fn count_bans_by(
+        &self,
+        created_by: &str,
+        address: &str,
+        login: Option<&str>,
+        since: Timestamp,
+    ) -> Result<u32> {
+        crate::sqlite_bans::count_made_by(&self.pool, created_by, address, login, since).await
+    }
+    // --- end bans ---
 }
 
 fn ns_file_from_row(r: &SqliteRow, path: String) -> Result<NsFile> {

@@ -284,6 +284,9 @@ conformance!(
     concurrent_dispatchers_take_each_notification_once,
     concurrent_openers_open_one_alert,
     rename_directory_with_non_ascii_names,
+    // --- bans (abuse resistance) ---
+    bans_refuse_their_scope_until_lifted_or_expired,
+    // --- end bans ---
 );
 
 fn notice(
@@ -2223,3 +2226,134 @@ async fn concurrent_openers_open_one_alert(db: &dyn Database) {
         "one opened and one resolved notice per alert"
     );
 }
+
+// --- bans (abuse resistance) ---
+async fn bans_refuse_their_scope_until_lifted_or_expired(db: &dyn Database) {
+    use telegaz_domain::NewBan;
+    use telegaz_store::{BAN_BY_SYSTEM, BanFilter};
+    let t0 = at("2026-11-25T10:00:00Z");
+    let mins = |m: i64| t0.checked_add(jiff::SignedDuration::from_mins(m)).unwrap();
+    let new = |address: Option<&str>, login: Option<&str>, by: &str, expires: Option<i64>| NewBan {
+        address: address.map(str::to_owned),
+        login: login.map(str::to_owned),
+        reason: "5 failed logins".into(),
+        created_by: by.into(),
+        created_at: t0,
+        expires_at: expires.map(mins),
+        repeat: 0,
+    };
+    assert!(db.active_ban("10.0.0.1", "u1", t0).await.unwrap().is_none());
+    // A login from one address, for ten minutes.
+    let pair = db
+        .create_ban(&new(Some("10.0.0.1"), Some("u1"), BAN_BY_SYSTEM, Some(10)))
+        .await
+        .unwrap();
+    assert_eq!(pair.address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(pair.login.as_deref(), Some("u1"));
+    assert_eq!(pair.expires_at, Some(mins(10)));
+    assert_eq!(pair.created_at, t0);
+    assert!(pair.lifted_at.is_none());
+    let found = db.active_ban("10.0.0.1", "u1", mins(1)).await.unwrap();
+    assert_eq!(found.map(|b| b.id), Some(pair.id));
+    assert!(
+        db.active_ban("10.0.0.1", "u2", mins(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.active_ban("10.0.0.2", "u1", mins(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.active_ban("10.0.0.1", "u1", mins(10))
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired ban refuses nothing"
+    );
+    // A whole address until lifted wins over the shorter one.
+    let addr = db
+        .create_ban(&new(Some("10.0.0.1"), None, "cli", None))
+        .await
+        .unwrap();
+    for login in ["u1", "u2"] {
+        let b = db.active_ban("10.0.0.1", login, mins(1)).await.unwrap();
+        assert_eq!(b.map(|b| b.id), Some(addr.id), "{login}");
+    }
+    // A login from every address.
+    let login = db
+        .create_ban(&new(None, Some("u9"), "web:admin", Some(60)))
+        .await
+        .unwrap();
+    let b = db.active_ban("192.0.2.77", "u9", mins(1)).await.unwrap();
+    assert_eq!(b.map(|b| b.id), Some(login.id));
+    // Nothing at all is refused.
+    assert!(db.create_ban(&new(None, None, "cli", None)).await.is_err());
+
+    // Listing: newest first; active only at a time.
+    let all = db.list_bans(&BanFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![login.id, addr.id, pair.id]
+    );
+    let live = db
+        .list_bans(&BanFilter {
+            active_at: Some(mins(30)),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        live.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![login.id, addr.id]
+    );
+
+    // Lifting takes effect at once, records who, and is idempotent.
+    let lifted = db.lift_ban(addr.id, "cli", mins(2)).await.unwrap();
+    assert_eq!(lifted.lifted_at, Some(mins(2)));
+    assert_eq!(lifted.lifted_by.as_deref(), Some("cli"));
+    assert!(!lifted.active_at(mins(3)));
+    assert!(
+        db.active_ban("10.0.0.1", "u2", mins(3))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = db.lift_ban(addr.id, "someone else", mins(5)).await.unwrap();
+    assert_eq!(again.lifted_at, Some(mins(2)));
+    assert_eq!(again.lifted_by.as_deref(), Some("cli"));
+    assert!(matches!(
+        db.lift_ban(9_999_999, "cli", mins(5)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Repeats the throttle counts: its own bans of exactly that scope.
+    db.create_ban(&new(Some("10.0.0.1"), Some("u1"), BAN_BY_SYSTEM, Some(20)))
+        .await
+        .unwrap();
+    db.create_ban(&new(Some("10.0.0.1"), None, BAN_BY_SYSTEM, Some(20)))
+        .await
+        .unwrap();
+    let count = |login: Option<&'static str>, since| async move {
+        db.count_bans_by(BAN_BY_SYSTEM, "10.0.0.1", login, since)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(Some("u1"), mins(-60)).await, 2);
+    assert_eq!(count(None, mins(-60)).await, 1);
+    assert_eq!(
+        count(Some("u1"), mins(1)).await,
+        0,
+        "older ones are not counted"
+    );
+    assert_eq!(
+        db.count_bans_by("cli", "10.0.0.1", None, mins(-60))
+            .await
+            .unwrap(),
+        1
+    );
+}
+// --- end bans ---

@@ -12,6 +12,7 @@
 
 mod api;
 mod auth;
+mod bans;
 mod chart;
 mod devices;
 mod error;

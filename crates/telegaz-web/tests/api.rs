@@ -24,6 +24,7 @@ const OP_COOKIE: &str = "operator-session-cookie";
 const OP_CSRF: &str = "operator-csrf-token";
 const VIEWER_COOKIE: &str = "viewer-session-cookie";
 const VIEWER_CSRF: &str = "viewer-csrf-token";
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// The bytes of the hostile upload: Windows-1251 text, NUL, ESC, CR LF, 0xFF.
 const HOSTILE_BYTES: &[u8] = b"\xcf\xf0\xe8\xe2\xe5\xf2\x00\x1b[31m\r\n\xff\xfe;\"<script>";
@@ -39,6 +40,8 @@ struct Env {
     hostile: UploadId,
     /// An open alert.
     alert: i64,
+    /// A ban in force.
+    ban: i64,
     _dir: tempfile::TempDir,
 }
 
@@ -69,6 +72,28 @@ async fn env() -> Env {
         VIEWER_CSRF,
     )
     .await;
+    user(
+        &*db,
+        "admin",
+        Role::Admin,
+        ADMIN_TOKEN,
+        "admin-session-cookie",
+        "admin-csrf-token",
+    )
+    .await;
+    let ban = db
+        .create_ban(&telegaz_domain::NewBan {
+            address: Some("203.0.113.9".into()),
+            login: None,
+            reason: "tests".into(),
+            created_by: "cli".into(),
+            created_at: jiff::Timestamp::now(),
+            expires_at: None,
+            repeat: 0,
+        })
+        .await
+        .unwrap()
+        .id;
     let device = db
         .create_device(NewDevice {
             name: DeviceName::parse(DEVICE).unwrap(),
@@ -134,6 +159,7 @@ async fn env() -> Env {
         archive: archive.unwrap(),
         hostile,
         alert,
+        ban,
         _dir: dir,
     }
 }
@@ -149,6 +175,7 @@ enum Cred {
 
 const OP: Cred = Cred::Bearer(OP_TOKEN);
 const VIEWER: Cred = Cred::Bearer(VIEWER_TOKEN);
+const ADMIN: Cred = Cred::Bearer(ADMIN_TOKEN);
 
 struct Answer {
     status: StatusCode,
@@ -275,7 +302,8 @@ fn concrete(env: &Env, path: &str, op: &Value) -> (String, Option<Value>) {
     let mut uri = path
         .replace("{name}", DEVICE)
         .replace("{id}", &env.archive.0.to_string())
-        .replace("{alert}", &env.alert.to_string());
+        .replace("{alert}", &env.alert.to_string())
+        .replace("{ban}", &env.ban.to_string());
     let mut query = Vec::new();
     for p in op["parameters"].as_array().into_iter().flatten() {
         if p["in"] == "query" && p["required"] == true {
@@ -315,7 +343,7 @@ async fn openapi_is_public_and_describes_the_api() {
     let ops = operations(&doc);
     assert_eq!(
         ops.len(),
-        19,
+        22,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );
@@ -369,7 +397,12 @@ async fn every_documented_route_is_served_and_nothing_else() {
     let doc = openapi(&env.app).await;
     let ops = operations(&doc);
     for (method, path, op) in &ops {
-        let a = call_op(&env, method, path, op, OP).await;
+        let cred = if op["x-required-role"] == "admin" {
+            ADMIN
+        } else {
+            OP
+        };
+        let a = call_op(&env, method, path, op, cred).await;
         assert!(
             !matches!(
                 a.status,
@@ -393,7 +426,8 @@ async fn every_documented_route_is_served_and_nothing_else() {
                 continue;
             }
             let (uri, _) = concrete(&env, path, &json!({}));
-            let a = send(&env.app, method.clone(), &uri, OP, None, false).await;
+            // An administrator passes every role check, so only the method decides.
+            let a = send(&env.app, method.clone(), &uri, ADMIN, None, false).await;
             assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
@@ -471,7 +505,7 @@ async fn a_viewer_reads_everything_and_changes_nothing() {
         for cred in [VIEWER, Cred::Session(VIEWER_COOKIE, Some(VIEWER_CSRF))] {
             let a = call_op(&env, &method, &path, &op, cred).await;
             match role {
-                "operator" => {
+                "operator" | "admin" => {
                     let msg = a.assert_error(StatusCode::FORBIDDEN);
                     assert!(msg.contains("role"), "{msg}");
                 }
@@ -1358,3 +1392,146 @@ async fn the_fleet_is_the_fleet_page_as_json() {
             .assert_error(StatusCode::BAD_REQUEST);
     }
 }
+
+// --- bans (abuse resistance) ---
+#[tokio::test]
+async fn administrators_manage_the_ban_list_through_the_api() {
+    let env = env().await;
+    // Only administrators: an operator is refused every ban endpoint.
+    get(&env.app, "/bans", OP)
+        .await
+        .assert_error(StatusCode::FORBIDDEN);
+    write(
+        &env.app,
+        Method::POST,
+        "/bans",
+        OP,
+        json!({"address": "198.51.100.1"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN);
+    send(
+        &env.app,
+        Method::DELETE,
+        &format!("/bans/{}", env.ban),
+        OP,
+        None,
+        false,
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN);
+    assert!(
+        env.db
+            .active_ban("203.0.113.9", "x", jiff::Timestamp::now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Made, listed, in force for the login path.
+    let made = write(
+        &env.app,
+        Method::POST,
+        "/bans",
+        ADMIN,
+        json!({"address": "::ffff:198.51.100.7", "login": "unit-9", "for": "12h", "reason": "guessing"}),
+    )
+    .await;
+    assert_eq!(
+        made.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&made.body)
+    );
+    let ban = made.json();
+    assert_eq!(ban["address"], "198.51.100.7", "canonical address");
+    assert_eq!(ban["login"], "unit-9");
+    assert_eq!(ban["created_by"], "api:admin");
+    let span = ban["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .duration_since(ban["created_at"].as_str().unwrap().parse().unwrap());
+    assert_eq!(span, jiff::SignedDuration::from_hours(12));
+    let id = ban["id"].as_i64().unwrap();
+    let now = jiff::Timestamp::now();
+    assert_eq!(
+        env.db
+            .active_ban("198.51.100.7", "unit-9", now)
+            .await
+            .unwrap()
+            .map(|b| b.id),
+        Some(id)
+    );
+    let list = get(&env.app, "/bans", ADMIN).await.json();
+    let ids: Vec<i64> = list["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id, env.ban]);
+    // Lifted: gone from the list of bans in force, kept in the full one.
+    let lifted = send(
+        &env.app,
+        Method::DELETE,
+        &format!("/bans/{id}"),
+        ADMIN,
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(lifted.status, StatusCode::OK);
+    assert_eq!(lifted.json()["lifted_by"], "api:admin");
+    assert!(
+        env.db
+            .active_ban("198.51.100.7", "unit-9", jiff::Timestamp::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let live = get(&env.app, "/bans", ADMIN).await.json();
+    assert_eq!(live["bans"].as_array().unwrap().len(), 1);
+    let all = get(&env.app, "/bans?active=false", ADMIN).await.json();
+    assert_eq!(all["bans"].as_array().unwrap().len(), 2);
+    // Audited, with who did it.
+    let audit = env
+        .db
+        .list_audit(&telegaz_store::AuditFilter::default())
+        .await
+        .unwrap();
+    for (kind, text) in [
+        (telegaz_domain::AuditKind::BanCreated, "made by api:admin"),
+        (telegaz_domain::AuditKind::BanLifted, "lifted by api:admin"),
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.kind == kind && e.detail.contains(text)),
+            "{kind}: {audit:#?}"
+        );
+    }
+    // Bad requests are explained.
+    for body in [
+        json!({}),
+        json!({"address": "not-an-address"}),
+        json!({"login": "u", "for": "soon"}),
+    ] {
+        write(&env.app, Method::POST, "/bans", ADMIN, body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST);
+    }
+    write(
+        &env.app,
+        Method::POST,
+        "/bans",
+        ADMIN,
+        json!({"adress": "198.51.100.1"}),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    send(&env.app, Method::DELETE, "/bans/999999", ADMIN, None, false)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+}
+// --- end bans ---

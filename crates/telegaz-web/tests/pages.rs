@@ -1392,3 +1392,121 @@ async fn alerts_are_shown_escaped_and_acknowledged_by_operators() {
     assert_eq!(a.state, telegaz_domain::AlertState::Acknowledged);
     assert_eq!(a.acknowledged_by.as_deref(), Some("op"));
 }
+
+// --- bans (abuse resistance) ---
+#[tokio::test]
+async fn administrators_see_add_and_lift_bans_with_csrf_forms() {
+    let e = env().await;
+    let admin = e.as_role("admin", Role::Admin).await;
+    let op = e.as_role("op", Role::Operator).await;
+    // Linked from the navigation for administrators only.
+    assert!(
+        e.get(Some(&admin), "/")
+            .await
+            .body
+            .contains("href=\"/bans\"")
+    );
+    assert!(!e.get(Some(&op), "/").await.body.contains("href=\"/bans\""));
+    assert_eq!(
+        e.get(Some(&op), "/bans").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let page = e.get(Some(&admin), "/bans").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"no-bans\""), "{}", page.body);
+    // Without the CSRF token nothing is made.
+    let r = e
+        .post(
+            Some(&admin),
+            "/bans",
+            &[("address", "198.51.100.7"), ("csrf", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        e.db()
+            .list_bans(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An operator cannot add one either.
+    let r = e
+        .post(Some(&op), "/bans", &[("address", "198.51.100.7")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Made from the form; the reason is shown escaped.
+    let r = e
+        .post(
+            Some(&admin),
+            "/bans",
+            &[
+                ("address", "198.51.100.7"),
+                ("login", ""),
+                ("for", "2h"),
+                ("reason", "<b>guessing</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let bans = e.db().list_bans(&Default::default()).await.unwrap();
+    assert_eq!(bans.len(), 1);
+    let ban = &bans[0];
+    assert_eq!(ban.created_by, "web:admin");
+    assert_eq!(ban.address.as_deref(), Some("198.51.100.7"));
+    let page = e.get(Some(&admin), "/bans").await;
+    assert!(page.body.contains(&format!("id=\"ban-{}\"", ban.id)));
+    assert!(
+        page.body.contains("&#60;b&#62;guessing&#60;/b&#62;") && !page.body.contains("<b>guessing")
+    );
+    assert!(
+        page.body
+            .contains(&format!("action=\"/bans/{}/lift\"", ban.id))
+    );
+    // Bad input is explained.
+    let r = e
+        .post(Some(&admin), "/bans", &[("address", "10.0.0.0/8")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("not an IP address"), "{}", r.body);
+    // Lifting: operators may not, administrators with the form may.
+    let lift = format!("/bans/{}/lift", ban.id);
+    assert_eq!(
+        e.post(Some(&op), &lift, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = e.post(Some(&admin), &lift, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let now = Timestamp::now();
+    assert!(
+        e.db()
+            .active_ban("198.51.100.7", "unit-1", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let after = e.get(Some(&admin), "/bans").await;
+    assert!(after.body.contains("id=\"no-bans\""));
+    let all = e.get(Some(&admin), "/bans?all=1").await;
+    assert!(all.body.contains(&format!("id=\"ban-{}\"", ban.id)));
+    assert!(all.body.contains("web:admin"));
+    // Both changes are in the audit trail, and the audit page filters on them.
+    let audit = e.get(Some(&admin), "/audit?kind=ban_lifted").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(audit.body.contains("lifted by web:admin"), "{}", audit.body);
+    let audit = e.get(Some(&admin), "/audit?kind=ban_created").await;
+    assert!(audit.body.contains("made by web:admin"));
+    // English.
+    let en = Browser {
+        cookie: format!("{}; tg_lang=en", admin.cookie),
+        csrf: admin.csrf.clone(),
+    };
+    let page = e.get(Some(&en), "/bans?all=1").await;
+    assert!(page.body.contains("<h1>Bans</h1>"), "{}", page.body);
+    assert!(page.body.contains("lifted (web:admin)"));
+    assert!(
+        !page.body.contains(">Lift<"),
+        "no lift button for a lifted ban"
+    );
+}
+// --- end bans ---

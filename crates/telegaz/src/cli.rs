@@ -7,7 +7,7 @@ use telegaz_config::{Config, FtpOverrides, Overrides, PortRange, WebOverrides};
 use telegaz_store::Database;
 
 use crate::{
-    cmd_audit, cmd_delivery, cmd_demo, cmd_device, cmd_ingest, cmd_migrate, cmd_report,
+    cmd_audit, cmd_ban, cmd_delivery, cmd_demo, cmd_device, cmd_ingest, cmd_migrate, cmd_report,
     cmd_simulate, cmd_uploads, cmd_user, serve,
 };
 
@@ -44,6 +44,10 @@ pub enum Command {
     Uploads(cmd_uploads::UploadsCommand),
     /// The audit trail: connections, logins, uploads, renames, deletes.
     Audit(cmd_audit::AuditArgs),
+    /// The ban list of device logins: addresses and logins refused after
+    /// repeated failures or by an operator; list, add, lift.
+    #[command(subcommand)]
+    Ban(cmd_ban::BanCommand),
     /// Import files as if a device had uploaded them (same pipeline as FTP).
     Import(cmd_ingest::ImportArgs),
     /// Run the ingest pipeline again over stored uploads (after adding a profile, …).
@@ -155,6 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => cmd_user::run(&config, cmd).await,
         Command::Uploads(cmd) => cmd_uploads::run(&config, cmd).await,
         Command::Audit(args) => cmd_audit::run(&config, args).await,
+        Command::Ban(cmd) => cmd_ban::run(&config, cmd).await,
         Command::Import(args) => cmd_ingest::import(&config, args).await,
         Command::Reparse(args) => cmd_ingest::reparse(&config, args).await,
         Command::Readings(args) => cmd_ingest::readings(&config, args).await,

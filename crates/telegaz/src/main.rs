@@ -3,6 +3,7 @@
 mod alerts;
 mod cli;
 mod cmd_audit;
+mod cmd_ban;
 mod cmd_delivery;
 mod cmd_demo;
 mod cmd_device;

@@ -130,6 +130,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             database_wait: config.ftp.database_wait,
             outage_dir: outage_dir.clone(),
             health: health.clone(),
+            max_block_for: lp.max_block_for,
+            repeat_lookback: lp.repeat_lookback,
             ..ReceiverSettings::default()
         },
     )
@@ -232,6 +234,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             max_connections: ftp.max_connections,
             max_connections_per_address: ftp.max_connections_per_address,
             max_command_line: ftp.max_command_line,
+            max_commands_before_login: ftp.max_commands_before_login,
+            max_command_rate_before_login: ftp.max_command_rate_before_login,
             greeting: ftp.greeting.clone(),
             client_gone_grace: telegaz_ftp::CLIENT_GONE_GRACE,
             proxy_from: telegaz_ftp::proxy::ProxySources::new(ftp.proxy_protocol_from.clone()),

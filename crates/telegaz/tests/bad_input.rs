@@ -4,60 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::io::{Cursor, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Server, content};
+use common::{Raw, Server, content};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, FtpStream, Status};
-
-/// A raw control connection, for what no well-behaved client sends.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    fn connect(s: &Server) -> Self {
-        let stream = TcpStream::connect(s.ftp).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut r = Raw {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        let greeting = r.reply();
-        assert!(greeting.starts_with("220"), "{greeting}");
-        r
-    }
-
-    /// One complete reply (multi-line replies joined).
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap() == 0 {
-                return all + "<closed>";
-            }
-            all.push_str(&line);
-            let b = line.as_bytes();
-            if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
-                return all;
-            }
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.reply()
-    }
-}
 
 fn login_err(s: &Server, user: &str, pass: &str) -> FtpError {
     let mut ftp = FtpStream::connect(s.ftp).unwrap();

@@ -822,7 +822,7 @@ fn the_control_channel_survives_random_and_mutated_sessions() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let server = Server::start_at(data.clone(), &env);
-    let pid = server.pid();
+    let pid = server.pid().expect("the server runs");
 
     // One good upload first, so that the spool's folders exist before the snapshot.
     good_upload(&server, "before-fuzz.txt", 1);

@@ -12,6 +12,7 @@
 
 pub(crate) mod alerts;
 mod audit;
+mod bans;
 mod data;
 mod devices;
 mod fleet;
@@ -26,7 +27,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use serde::de::DeserializeOwned;
 use telegaz_domain::{Decimal, Device, Role};
 use telegaz_store::StoreError;
@@ -171,6 +172,8 @@ pub(crate) enum Access {
     Read,
     /// Operators and administrators.
     Change,
+    /// Administrators only.
+    Admin,
 }
 
 impl Access {
@@ -179,6 +182,7 @@ impl Access {
             Access::Public => None,
             Access::Read => Some(Role::Viewer),
             Access::Change => Some(Role::Operator),
+            Access::Admin => Some(Role::Admin),
         }
     }
 }
@@ -234,7 +238,7 @@ fn ep(
 /// Every route of the API: the one table the router and the OpenAPI
 /// document are made from.
 pub(crate) fn endpoints() -> Vec<Endpoint> {
-    use Access::{Change, Public, Read};
+    use Access::{Admin, Change, Public, Read};
     use openapi::ops;
     vec![
         ep(
@@ -358,6 +362,23 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             post(alerts::acknowledge),
             ops::ack_alert,
         ),
+        // --- bans (abuse resistance) ---
+        ep(Method::GET, "/bans", Admin, get(bans::list), ops::list_bans),
+        ep(
+            Method::POST,
+            "/bans",
+            Admin,
+            post(bans::add),
+            ops::create_ban,
+        ),
+        ep(
+            Method::DELETE,
+            "/bans/{ban}",
+            Admin,
+            delete(bans::remove),
+            ops::lift_ban,
+        ),
+        // --- end bans ---
     ]
 }
 

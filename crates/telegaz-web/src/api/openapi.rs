@@ -29,6 +29,12 @@ fn path_params(path: &str) -> Vec<Value> {
                 "schema": { "type": "string" },
                 "example": "unit-17",
             }),
+            "ban" => json!({
+                "name": "ban", "in": "path", "required": true,
+                "description": "Ban id.",
+                "schema": { "type": "integer", "format": "int64" },
+                "example": 1,
+            }),
             "alert" => json!({
                 "name": "alert", "in": "path", "required": true,
                 "description": "Alert id.",
@@ -66,7 +72,7 @@ pub(crate) fn document() -> Value {
                 Access::Read => {
                     responses["401"] = json!({ "$ref": "#/components/responses/Unauthorized" });
                 }
-                Access::Change => {
+                Access::Change | Access::Admin => {
                     responses["401"] = json!({ "$ref": "#/components/responses/Unauthorized" });
                     responses["403"] = json!({ "$ref": "#/components/responses/Forbidden" });
                 }
@@ -85,7 +91,7 @@ pub(crate) fn document() -> Value {
             "description": "Devices, uploads, readings, gas days, reports and the audit trail of a Telegaz server. \
     Authenticate with an API token (`Authorization: Bearer TOKEN`, made by `telegaz user token`). \
     A browser session cookie works too, but then every state-changing request must carry the session's CSRF token in `X-CSRF-Token`. \
-    Viewers read; operators and administrators also change devices and re-parse uploads. \
+    Viewers read; operators and administrators also change devices and re-parse uploads; administrators manage the ban list of device logins. \
     Errors are `{\"error\": \"...\"}`. Local (device) times are written without an offset (`2026-01-14T12:00:00`); instants are RFC 3339 (UTC); \
     volumes are m³ at standard (vb) and measurement (vm) conditions.",
         },
@@ -93,7 +99,7 @@ pub(crate) fn document() -> Value {
         "security": [{ "bearerAuth": [] }, { "cookieAuth": [] }],
         "tags": [
             { "name": "devices" }, { "name": "data" }, { "name": "uploads" },
-            { "name": "reports" }, { "name": "audit" }, { "name": "fleet" }, { "name": "meta" },
+            { "name": "reports" }, { "name": "audit" }, { "name": "fleet" }, { "name": "bans" }, { "name": "meta" },
         ],
         "paths": paths,
         "components": components(),
@@ -275,6 +281,25 @@ fn components() -> Value {
                 "newest_data": nullable("string"), "problem_uploads": int,
                 "yesterday": { "type": "object", "nullable": true, "properties": {
                     "gas_day": date, "vb_m3": number, "hours": int, "complete": boolean, "final": boolean } } } },
+            "Ban": { "type": "object", "properties": {
+                "id": int,
+                "address": { "type": "string", "nullable": true, "description": "Client IP address; null: every address." },
+                "login": { "type": "string", "nullable": true, "description": "Login; null: every login from the address." },
+                "reason": string,
+                "created_by": { "type": "string", "description": "`system` (failed logins), `cli`, `web:<user>` or `api:<user>`." },
+                "created_at": instant,
+                "expires_at": { "type": "string", "format": "date-time", "nullable": true, "description": "Null: until lifted." },
+                "repeat": { "type": "integer", "description": "Earlier automatic bans of the same address and login within login_policy.repeat_lookback." },
+                "lifted_at": { "type": "string", "format": "date-time", "nullable": true },
+                "lifted_by": nullable("string") } },
+            "BanList": { "type": "object", "properties": {
+                "bans": { "type": "array", "items": schema_ref("Ban") } } },
+            "NewBan": { "type": "object", "additionalProperties": false,
+                "description": "An address, a login, or both.",
+                "properties": {
+                    "address": string, "login": string,
+                    "for": { "type": "string", "description": "How long: 30m, 12h, 7d; absent: until lifted." },
+                    "reason": string } },
             "Fleet": { "type": "object", "properties": {
                 "rows": { "type": "array", "items": schema_ref("FleetRow") },
                 "total": int, "matching": int, "page": int, "pages": int, "per": int,
@@ -852,4 +877,61 @@ pub(crate) mod ops {
             ),
         )
     }
+
+    // --- bans (abuse resistance) ---
+    pub(crate) fn list_bans() -> Value {
+        op(
+            "listBans",
+            "bans",
+            "The ban list of device logins (FTP, TCP), newest first: bans after repeated failed logins (growing with repeats) and an operator's.",
+            vec![
+                query(
+                    "active",
+                    false,
+                    json!({ "type": "boolean", "default": true }),
+                    "Only bans in force (false: lifted and expired ones too).",
+                    Value::Null,
+                ),
+                query(
+                    "limit",
+                    false,
+                    json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
+                    "Rows.",
+                    Value::Null,
+                ),
+            ],
+            None,
+            with(vec![json_ok("200", "Bans.", "BanList")], errors(&[400])),
+        )
+    }
+
+    pub(crate) fn create_ban() -> Value {
+        op(
+            "createBan",
+            "bans",
+            "Refuse logins from an address, of a login, or of a login from an address; at once, on every receiver.",
+            vec![],
+            Some(json_body(
+                "NewBan",
+                true,
+                json!({ "address": "198.51.100.7", "for": "12h", "reason": "password guessing" }),
+            )),
+            with(vec![json_ok("201", "The ban.", "Ban")], errors(&[400, 422])),
+        )
+    }
+
+    pub(crate) fn lift_ban() -> Value {
+        op(
+            "liftBan",
+            "bans",
+            "Lift a ban now (a lifted one stays as it is).",
+            vec![],
+            None,
+            with(
+                vec![json_ok("200", "The ban, lifted.", "Ban")],
+                errors(&[404]),
+            ),
+        )
+    }
+    // --- end bans ---
 }

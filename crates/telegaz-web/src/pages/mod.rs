@@ -2,6 +2,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod bans;
 pub(crate) mod device;
 pub(crate) mod fleet;
 pub(crate) mod profiles;
@@ -33,6 +34,7 @@ pub(crate) const MODULE_PHRASES: &[&[(&str, &str, &str)]] = &[
     profiles::PHRASES,
     device::PHRASES,
     alerts::PHRASES,
+    bans::PHRASES,
 ];
 
 /// What every page's frame needs.
@@ -199,4 +201,5 @@ pub(crate) fn routes() -> Router<Ctx> {
         .merge(profiles::routes())
         .merge(device::routes())
         .merge(alerts::routes())
+        .merge(bans::routes())
 }

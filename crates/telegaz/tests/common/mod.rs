@@ -2,7 +2,7 @@
 //! own data directory, and reads back what it recorded through its own CLI.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,8 +146,8 @@ impl Server {
     }
 
     /// The server's process id (while it runs).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap()
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL the server (no shutdown path runs).
@@ -468,4 +468,77 @@ pub fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream
         std.set_nonblocking(false).unwrap();
         std
     })
+}
+
+/// A raw control connection (for what well-behaved clients do not send).
+pub struct Raw {
+    pub reader: std::io::BufReader<std::net::TcpStream>,
+    pub writer: std::net::TcpStream,
+}
+
+impl Raw {
+    pub fn from_stream(stream: std::net::TcpStream) -> Self {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        Raw {
+            reader: std::io::BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// Connected, greeting read.
+    pub fn connect(s: &Server) -> Self {
+        Self::connect_from(s, "127.0.0.1")
+    }
+
+    pub fn connect_from(s: &Server, from: &str) -> Self {
+        let mut r = Self::from_stream(connect_from(from, s.ftp));
+        let greeting = r.reply();
+        assert!(greeting.starts_with("220"), "{greeting}");
+        r
+    }
+
+    /// One complete reply (multi-line replies joined); `<closed>` at EOF.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return all + "<closed>",
+                Ok(_) => {}
+            }
+            all.push_str(&line);
+            let b = line.as_bytes();
+            if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
+                return all;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        assert!(self.cmd(&format!("USER {user}")).starts_with("331"));
+        let r = self.cmd(&format!("PASS {pass}"));
+        assert!(r.starts_with("230"), "{r}");
+    }
+
+    /// After the server said it closes: nothing more comes.
+    pub fn assert_closed(&mut self) {
+        let mut rest = Vec::new();
+        let _ = self.reader.read_to_end(&mut rest);
+        assert!(
+            rest.is_empty(),
+            "more after the close: {}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
 }
