@@ -67,7 +67,11 @@ pub async fn reconcile(
 ) -> Result<ReconcileReport, ReconcileError> {
     let mut report = ReconcileReport::default();
     // The transfers in progress this receiver may close: its own.
-    let own: HashSet<UploadId> = db.interrupted_uploads(receiver).await?.into_iter().collect();
+    let own: HashSet<UploadId> = db
+        .interrupted_uploads(receiver)
+        .await?
+        .into_iter()
+        .collect();
 
     // 1. Temporary files.
     let (temp_ids, strangers) = spool.list_temps()?;

@@ -143,7 +143,12 @@ async fn objects_without_a_record_are_recovered_locally_but_not_in_a_shared_buck
     let report = reconcile(&db, &spool_a, &audit, "rx-a").await.unwrap();
     assert!(report.recovered.is_empty(), "{report:?}");
     assert_eq!(report.unrecorded_shared, 1);
-    assert!(db.uploads_by_digest(&stored.sha256).await.unwrap().is_empty());
+    assert!(
+        db.uploads_by_digest(&stored.sha256)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(spool_a.object_exists(&stored.sha256).await.unwrap());
 
     // The same object in a receiver's own local spool is recovered.

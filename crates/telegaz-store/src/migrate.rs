@@ -968,27 +968,26 @@ mod tests {
         let mut missing = Vec::new();
         for table in &tables {
             let copied = TABLES.iter().find(|t| t.name == table);
-            let columns: Vec<String> =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-                )))
-                .fetch_all(pool)
-                .await
-                .unwrap();
+            let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            )))
+            .fetch_all(pool)
+            .await
+            .unwrap();
             assert!(!columns.is_empty(), "{table}");
             for column in &columns {
-                let in_tables =
-                    copied.is_some_and(|t| t.columns.iter().any(|(n, _)| n == column));
-                let excused = NOT_COPIED
-                    .iter()
-                    .any(|(t, c, _)| t == table && c == column);
+                let in_tables = copied.is_some_and(|t| t.columns.iter().any(|(n, _)| n == column));
+                let excused = NOT_COPIED.iter().any(|(t, c, _)| t == table && c == column);
                 if !in_tables && !excused {
                     missing.push(format!("{table}.{column}"));
                 }
             }
             // Nothing listed that the schema does not have.
             for (name, _) in copied.map(|t| t.columns).unwrap_or_default() {
-                assert!(columns.iter().any(|c| c == name), "{table}.{name} is not in the schema");
+                assert!(
+                    columns.iter().any(|c| c == name),
+                    "{table}.{name} is not in the schema"
+                );
             }
         }
         assert!(
@@ -999,7 +998,9 @@ mod tests {
         for (table, column, _) in NOT_COPIED {
             assert!(tables.iter().any(|t| t == table), "{table}");
             assert!(
-                !TABLES.iter().any(|t| t.name == *table && t.columns.iter().any(|(n, _)| n == column)),
+                !TABLES
+                    .iter()
+                    .any(|t| t.name == *table && t.columns.iter().any(|(n, _)| n == column)),
                 "{table}.{column} is both copied and excused"
             );
         }

@@ -1084,7 +1084,9 @@ pub(crate) async fn interrupted_uploads(db: &PgDatabase, receiver: &str) -> Resu
     .bind(receiver)
     .fetch_all(&db.pool)
     .await
-    .map_err(StoreError::query("listing this receiver's transfers in progress"))?;
+    .map_err(StoreError::query(
+        "listing this receiver's transfers in progress",
+    ))?;
     Ok(ids.into_iter().map(UploadId).collect())
 }
 // ---- end storebench ----

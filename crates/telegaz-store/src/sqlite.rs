@@ -431,7 +431,9 @@ impl Database for SqliteDatabase {
         .bind(receiver)
         .fetch_all(&self.pool)
         .await
-        .map_err(StoreError::query("listing this receiver's transfers in progress"))?;
+        .map_err(StoreError::query(
+            "listing this receiver's transfers in progress",
+        ))?;
         Ok(ids.into_iter().map(UploadId).collect())
     }
     // ---- end storebench ----

@@ -2240,7 +2240,10 @@ async fn interrupted_uploads_are_a_receivers_own(db: &dyn Database) {
         .begin_upload_by(&new_upload(d.id, "/theirs.txt"), "rx-b")
         .await
         .unwrap();
-    let legacy = db.begin_upload(&new_upload(d.id, "/old.txt")).await.unwrap();
+    let legacy = db
+        .begin_upload(&new_upload(d.id, "/old.txt"))
+        .await
+        .unwrap();
     let done = db
         .begin_upload_by(&new_upload(d.id, "/done.txt"), "rx-a")
         .await

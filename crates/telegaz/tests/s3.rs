@@ -37,7 +37,10 @@ fn s3_env(s3: &S3TestServer) -> Vec<(&'static str, String)> {
 /// The object with this SHA-256 as the bucket holds it, read with a store of
 /// the test's own.
 fn bucket_bytes(s3: &S3TestServer, sha_hex: &str) -> Option<Vec<u8>> {
-    common::bucket_bytes(&S3Store::new(&s3.settings(BUCKET, PREFIX)).unwrap(), sha_hex)
+    common::bucket_bytes(
+        &S3Store::new(&s3.settings(BUCKET, PREFIX)).unwrap(),
+        sha_hex,
+    )
 }
 
 fn curl_upload(s: &Server, path: &std::path::Path, name: &str) -> std::process::Output {

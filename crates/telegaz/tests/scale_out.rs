@@ -467,7 +467,10 @@ fn a_restarting_receiver_leaves_another_receivers_transfer_and_objects_alone() {
         .into_iter()
         .filter(|e| e["upload_id"] == id && e["outcome"] == "partial")
         .collect();
-    assert!(partial.is_empty(), "closed as partial on the way: {partial:#?}");
+    assert!(
+        partial.is_empty(),
+        "closed as partial on the way: {partial:#?}"
+    );
     // The object without a record is still there, untouched.
     assert_eq!(bucket_bytes(&store, &pending_sha), Some(pending));
 }
