@@ -638,6 +638,10 @@ impl Config {
                     .any(|(_, k)| key.as_str().eq_ignore_ascii_case(k))
         });
         fig = fig.merge(env);
+        // Taken as it is (figment would read `7` as a number).
+        if let Ok(id) = std::env::var("TELEGAZ_RECEIVER_ID") {
+            fig = fig.merge(Serialized::default("receiver_id", id));
+        }
         if let Ok(password) = std::env::var(ENV_SMTP_PASSWORD) {
             fig = fig.merge(Serialized::default("smtp.password", password));
         }
@@ -1611,6 +1615,11 @@ mod tests {
             assert_eq!(
                 load(&Overrides::default())?.receiver_id.as_deref(),
                 Some("rx-a.example_1")
+            );
+            jail.set_env("TELEGAZ_RECEIVER_ID", "7");
+            assert_eq!(
+                load(&Overrides::default())?.receiver_id.as_deref(),
+                Some("7")
             );
             jail.set_env("TELEGAZ_RECEIVER_ID", "a b");
             let e = load(&Overrides::default()).unwrap_err();
