@@ -62,6 +62,11 @@ pub struct Config {
     pub notifier: Vec<RawNotifier>,
     /// Where committed raw files are kept: the local spool (default) or S3.
     pub storage: StorageConfig,
+    /// This receiver's id among several on one database (recorded with each
+    /// transfer it starts; start-up reconciliation closes only its own).
+    /// Default: a random id made at the first start and kept in
+    /// `<data_dir>/receiver-id`. Letters, digits, `.`, `_`, `-`; at most 64.
+    pub receiver_id: Option<String>,
 }
 
 impl Default for Config {
@@ -81,6 +86,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             notifier: Vec::new(),
             storage: StorageConfig::default(),
+            receiver_id: None,
         }
     }
 }
@@ -766,6 +772,10 @@ impl Config {
                     .any(|(_, k)| key.as_str().eq_ignore_ascii_case(k))
         });
         fig = fig.merge(env);
+        // Taken as it is (figment would read `7` as a number).
+        if let Ok(id) = std::env::var("TELEGAZ_RECEIVER_ID") {
+            fig = fig.merge(Serialized::default("receiver_id", id));
+        }
         if let Ok(password) = std::env::var(ENV_SMTP_PASSWORD) {
             fig = fig.merge(Serialized::default("smtp.password", password));
         }
@@ -847,6 +857,9 @@ impl Config {
     }
 
     fn validated(self) -> Result<Config, ConfigError> {
+        if let Some(id) = &self.receiver_id {
+            check_receiver_id(id)?;
+        }
         self.ftp_listen()?;
         self.web_listen()?;
         self.validate_tls_and_tcp()?;
@@ -1277,6 +1290,23 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
             "{key} = {value:?} is not ADDRESS:PORT (e.g. 0.0.0.0:2121 or [::]:2121)"
         ))
     })
+}
+
+/// A receiver id: 1 to 64 letters, digits, `.`, `_` or `-`.
+pub fn check_receiver_id(id: &str) -> Result<(), ConfigError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "receiver_id {id:?} must be 1 to 64 letters, digits, '.', '_' or '-' \
+             (e.g. the host name); every receiver on one database needs its own"
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -1800,5 +1830,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn receiver_id_is_checked() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(&Overrides::default())?.receiver_id, None);
+            jail.set_env("TELEGAZ_RECEIVER_ID", "rx-a.example_1");
+            assert_eq!(
+                load(&Overrides::default())?.receiver_id.as_deref(),
+                Some("rx-a.example_1")
+            );
+            jail.set_env("TELEGAZ_RECEIVER_ID", "7");
+            assert_eq!(
+                load(&Overrides::default())?.receiver_id.as_deref(),
+                Some("7")
+            );
+            jail.set_env("TELEGAZ_RECEIVER_ID", "a b");
+            let e = load(&Overrides::default()).unwrap_err();
+            assert!(e.contains("receiver_id"), "{e}");
+            Ok(())
+        });
+        assert!(check_receiver_id("").is_err());
+        assert!(check_receiver_id(&"x".repeat(65)).is_err());
+        assert!(check_receiver_id(&"x".repeat(64)).is_ok());
     }
 }

@@ -264,6 +264,10 @@ pub struct Upload {
     pub deleted_by_device: bool,
     /// What the ingest pipeline made of it (None: not queued, e.g. partial).
     pub ingest: Option<IngestInfo>,
+    /// The id of the receiver that started the transfer (None: recorded
+    /// without one, e.g. recovered, or before receivers were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
 }
 
 /// Where an upload stands in the ingest pipeline.

@@ -252,6 +252,7 @@ pub async fn replay(
     journal: &OutageJournal,
     audit: &AuditLog,
     startup: bool,
+    receiver: &str,
 ) -> Result<ReplayReport, OutageError> {
     let (records, bad) = journal.list().await?;
     for b in &bad {
@@ -274,7 +275,7 @@ pub async fn replay(
                 }
             }
         }
-        match replay_one(db, spool, journal, audit, &rec).await {
+        match replay_one(db, spool, journal, audit, &rec, receiver).await {
             Ok(Some(id)) => report.recorded.push(id),
             Ok(None) => report.already += 1,
             Err(e) if e.is_unavailable() => {
@@ -319,6 +320,7 @@ async fn replay_one(
     journal: &OutageJournal,
     audit: &AuditLog,
     rec: &OutageRecord,
+    receiver: &str,
 ) -> Result<Option<UploadId>, OutageError> {
     let unreadable = |detail: String| OutageError::Unreadable {
         path: journal.path_of(rec.key),
@@ -361,7 +363,7 @@ async fn replay_one(
         }
         None => {
             let new = rec.new_upload().map_err(unreadable)?;
-            let id = db.begin_upload(&new).await?;
+            let id = db.begin_upload_by(&new, receiver).await?;
             let f = db.finish_upload(id, &finish).await?;
             Some((id, f.duplicate_of))
         }

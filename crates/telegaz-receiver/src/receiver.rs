@@ -49,6 +49,10 @@ pub struct ReceiverSettings {
     pub max_block_for: Duration,
     /// Earlier blocks made within this time back count as repeats.
     pub repeat_lookback: Duration,
+    /// This receiver's id, recorded with each transfer it starts, so that
+    /// start-up reconciliation closes only its own (several receivers may
+    /// share the database). `telegaz serve` takes it from `receiver_id`.
+    pub receiver_id: String,
 }
 
 impl Default for ReceiverSettings {
@@ -62,6 +66,7 @@ impl Default for ReceiverSettings {
             device_refresh: Duration::from_secs(30),
             max_block_for: Duration::from_secs(24 * 3600),
             repeat_lookback: Duration::from_secs(7 * 24 * 3600),
+            receiver_id: String::from("receiver"),
         }
     }
 }
@@ -80,6 +85,7 @@ struct Inner {
     unsettled: Mutex<BTreeMap<UploadId, PartialReason>>,
     database_wait: Duration,
     device_refresh: Duration,
+    receiver_id: String,
     health: DbHealth,
     journal: OutageJournal,
     devices: DeviceCache,
@@ -244,6 +250,7 @@ impl Receiver {
                 max_file_size: settings.max_file_size,
                 unsettled: Mutex::new(BTreeMap::new()),
                 database_wait: settings.database_wait,
+                receiver_id: settings.receiver_id.clone(),
                 device_refresh: settings.device_refresh,
                 health: settings.health,
                 journal,
@@ -401,6 +408,11 @@ impl Receiver {
         }
     }
 
+    /// This receiver's id (recorded with the transfers it starts).
+    pub fn receiver_id(&self) -> &str {
+        &self.inner.receiver_id
+    }
+
     /// Record what the outage journal holds. At start-up (before
     /// reconciliation) this also closes transfers the stop interrupted.
     pub async fn replay_outage(&self, startup: bool) -> Result<ReplayReport, OutageError> {
@@ -412,6 +424,7 @@ impl Receiver {
             &inner.journal,
             &inner.audit,
             startup,
+            &inner.receiver_id,
         )
         .await;
         if result.is_err() {
@@ -994,8 +1007,9 @@ impl Receiver {
         let id = {
             let db = db.clone();
             let new = new.clone();
+            let receiver = inner.receiver_id.clone();
             self.db_write("recording the start of an upload", async move {
-                db.begin_upload(&new).await
+                db.begin_upload_by(&new, &receiver).await
             })
             .await
         };

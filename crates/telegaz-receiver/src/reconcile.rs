@@ -6,6 +6,15 @@
 //! - a temporary file with no record, and a stored object no record refers to,
 //!   are recorded as `recovered`;
 //! - a record whose bytes are missing is reported loudly (log, audit, metric).
+//!
+//! Several receivers may share the database and the object store. Each one
+//! reconciles only what is its own: the transfers it started (recorded with
+//! its receiver id, or with none, from before receivers were recorded) and
+//! the temporary files in its own spool directory; another receiver's
+//! transfer in progress is left alone. In a shared object store (S3) an
+//! object without a record may be another receiver's upload that is not
+//! recorded yet (or waits in its outage journal): it is counted, not
+//! recorded as recovered.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +24,7 @@ use telegaz_domain::{
     UploadStatus,
 };
 use telegaz_spool::{Spool, SpoolError};
-use telegaz_store::{Database, RecoveredUpload, StoreError, UploadFilter};
+use telegaz_store::{Database, RecoveredUpload, StoreError};
 
 use crate::audit::AuditLog;
 
@@ -32,6 +41,12 @@ pub struct ReconcileReport {
     pub cleaned: usize,
     /// Files in the spool that Telegaz did not name; left alone.
     pub strangers: Vec<String>,
+    /// Temporary files of transfers that another receiver started (the
+    /// spool directory is shared, or this receiver's id changed); left alone.
+    pub others: Vec<UploadId>,
+    /// Objects in a shared object store that no record refers to (yet):
+    /// another receiver's, being recorded; left alone.
+    pub unrecorded_shared: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +57,21 @@ pub enum ReconcileError {
     Spool(#[from] SpoolError),
 }
 
+/// Reconcile the spool with the database at the start of receiver `receiver`
+/// (its id, as recorded with the transfers it starts).
 pub async fn reconcile(
     db: &Arc<dyn Database>,
     spool: &Spool,
     audit: &AuditLog,
+    receiver: &str,
 ) -> Result<ReconcileReport, ReconcileError> {
     let mut report = ReconcileReport::default();
+    // The transfers in progress this receiver may close: its own.
+    let own: HashSet<UploadId> = db
+        .interrupted_uploads(receiver)
+        .await?
+        .into_iter()
+        .collect();
 
     // 1. Temporary files.
     let (temp_ids, strangers) = spool.list_temps()?;
@@ -57,8 +81,18 @@ pub async fn reconcile(
     let temp_set: HashSet<i64> = temp_ids.iter().copied().collect();
     for id in temp_ids {
         match db.upload(UploadId(id)).await? {
-            Some(rec) if rec.status == UploadStatus::Receiving => {
+            Some(rec) if rec.status == UploadStatus::Receiving && own.contains(&rec.id) => {
                 close_interrupted(db, spool, audit, rec.id, &mut report).await?;
+            }
+            Some(rec) if rec.status == UploadStatus::Receiving => {
+                tracing::warn!(
+                    upload_id = rec.id.0,
+                    owner = rec.receiver.as_deref().unwrap_or(""),
+                    receiver,
+                    "a temporary file of a transfer another receiver started is left alone; \
+                     give every receiver its own data directory, and keep a receiver's id when it restarts"
+                );
+                report.others.push(rec.id);
             }
             Some(rec) => {
                 let stored = match rec.sha256 {
@@ -96,27 +130,36 @@ pub async fn reconcile(
         }
     }
 
-    // 2. Records of transfers in progress whose temporary file never appeared.
-    let receiving = db
-        .list_uploads(&UploadFilter {
-            status: Some(UploadStatus::Receiving),
-            ..Default::default()
-        })
-        .await?;
-    for rec in receiving {
-        if !temp_set.contains(&rec.id.0) {
-            spool.create_temp(rec.id.0).await?;
-            close_interrupted(db, spool, audit, rec.id, &mut report).await?;
+    // 2. This receiver's records of transfers in progress whose temporary
+    // file never appeared.
+    let mut own: Vec<UploadId> = own.into_iter().collect();
+    own.sort_unstable();
+    for id in own {
+        if !temp_set.contains(&id.0) {
+            spool.create_temp(id.0).await?;
+            close_interrupted(db, spool, audit, id, &mut report).await?;
         }
     }
 
-    // 3. Objects and the records that refer to them.
+    // 3. Objects and the records that refer to them. The records are read
+    // first: an upload is recorded only after its object is stored, so every
+    // digest read here is in the listing that follows, even while other
+    // receivers store and record uploads meanwhile.
+    let referenced: HashSet<Sha256Digest> = db.referenced_digests().await?.into_iter().collect();
     let (objects, strangers) = spool.list_objects().await?;
     report.strangers.extend(strangers);
     let objects: HashSet<Sha256Digest> = objects.into_iter().collect();
-    let referenced: HashSet<Sha256Digest> = db.referenced_digests().await?.into_iter().collect();
     let mut orphans: Vec<&Sha256Digest> = objects.difference(&referenced).collect();
     orphans.sort_unstable();
+    if spool.raw_store().shared() && !orphans.is_empty() {
+        tracing::info!(
+            objects = orphans.len(),
+            "objects without a record in the shared object store are left alone: \
+             other receivers record their uploads after storing them"
+        );
+        report.unrecorded_shared = orphans.len();
+        orphans.clear();
+    }
     for sha in orphans {
         let (actual, size) = spool.hash_object(sha).await?;
         if actual != *sha {

@@ -45,4 +45,13 @@ pub trait RawStore: Debug + Send + Sync {
 
     /// The error to report when reading an object opened here failed midway.
     fn read_error(&self, sha: &Sha256Digest, source: io::Error) -> SpoolError;
+
+    /// Whether several receivers may store into this store at once (an
+    /// object store shared by a fleet of receivers). Then an object without
+    /// a record may be another receiver's upload that is not recorded yet
+    /// (or waits in its outage journal), and start-up reconciliation must
+    /// not record it as recovered. A local directory belongs to one receiver.
+    fn shared(&self) -> bool {
+        false
+    }
 }

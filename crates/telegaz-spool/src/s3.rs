@@ -327,6 +327,11 @@ impl S3Store {
 
 #[async_trait]
 impl RawStore for S3Store {
+    /// A bucket (prefix) is where a fleet of receivers keeps its raw files.
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn location(&self, sha: &Sha256Digest) -> String {
         format!("s3://{}/{}", self.bucket.name(), self.key(sha))
     }

@@ -311,6 +311,19 @@ pub trait Database: Send + Sync + 'static {
     // Uploads.
     /// Record a transfer that is starting (status `receiving`).
     async fn begin_upload(&self, upload: &NewUpload) -> Result<UploadId>;
+    // ---- begin storebench: receiver ownership of transfers (issue #4) ----
+    /// Record a transfer that is starting (status `receiving`) on behalf of
+    /// the receiver with id `receiver` (one `telegaz serve`; see
+    /// `telegaz-config`'s `receiver_id`), so that the start-up
+    /// reconciliation of another receiver on the same database leaves it
+    /// alone ([`Database::interrupted_uploads`]).
+    async fn begin_upload_by(&self, upload: &NewUpload, receiver: &str) -> Result<UploadId>;
+    /// Transfers in progress (status `receiving`) that the start-up
+    /// reconciliation of receiver `receiver` must close: its own, and those
+    /// recorded without a receiver (before receivers were recorded); never
+    /// another receiver's, which may be live. Oldest first.
+    async fn interrupted_uploads(&self, receiver: &str) -> Result<Vec<UploadId>>;
+    // ---- end storebench ----
     /// Record how a transfer ended and point the device's name at it, in one transaction.
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload>;
     async fn record_recovered(&self, found: &RecoveredUpload) -> Result<UploadId>;

@@ -103,6 +103,7 @@ const TABLES: &[Table] = &[
             ("started_at", Time),
             ("received_at", Time),
             ("deleted_by_device", Bool),
+            ("receiver", Text),
         ],
     },
     Table {
@@ -953,4 +954,75 @@ mod tests {
             );
         }
     }
+
+    // ---- begin storebench: migrate-db copies every column (issue #4) ----
+    /// Columns of the current schema that `migrate-db` deliberately does not
+    /// copy, with the reason. A column missing from `TABLES` and from here
+    /// fails `every_column_of_the_schema_is_copied`.
+    const NOT_COPIED: &[(&str, &str, &str)] = &[(
+        "ingest",
+        "claimed_until",
+        "a claim is held by a live worker of the source installation; in the target nobody holds it",
+    )];
+
+    /// Every column of every table of the current SQLite schema (migrations
+    /// applied, read back with `pragma table_info`) is in `TABLES` or
+    /// listed in `NOT_COPIED`, and every table is copied: a column added by
+    /// a future migration cannot be forgotten by `telegaz migrate-db`.
+    #[tokio::test]
+    async fn every_column_of_the_schema_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::SqliteDatabase::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let pool = db.pool();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(tables.len() >= TABLES.len(), "{tables:?}");
+        let mut missing = Vec::new();
+        for table in &tables {
+            let copied = TABLES.iter().find(|t| t.name == table);
+            let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            )))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            assert!(!columns.is_empty(), "{table}");
+            for column in &columns {
+                let in_tables = copied.is_some_and(|t| t.columns.iter().any(|(n, _)| n == column));
+                let excused = NOT_COPIED.iter().any(|(t, c, _)| t == table && c == column);
+                if !in_tables && !excused {
+                    missing.push(format!("{table}.{column}"));
+                }
+            }
+            // Nothing listed that the schema does not have.
+            for (name, _) in copied.map(|t| t.columns).unwrap_or_default() {
+                assert!(
+                    columns.iter().any(|c| c == name),
+                    "{table}.{name} is not in the schema"
+                );
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "telegaz migrate-db does not copy {missing:?}: add each to its table in `TABLES` \
+             (crates/telegaz-store/src/migrate.rs), or to `NOT_COPIED` with the reason"
+        );
+        for (table, column, _) in NOT_COPIED {
+            assert!(tables.iter().any(|t| t == table), "{table}");
+            assert!(
+                !TABLES
+                    .iter()
+                    .any(|t| t.name == *table && t.columns.iter().any(|(n, _)| n == column)),
+                "{table}.{column} is both copied and excused"
+            );
+        }
+    }
+    // ---- end storebench ----
 }

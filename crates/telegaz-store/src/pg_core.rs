@@ -227,7 +227,7 @@ pub(crate) async fn update_device(
 const UPLOAD_SELECT: &str = "SELECT u.id, u.device_id, d.name AS device_name, u.original_name, \
      u.original_name_raw, u.path, u.final_path, u.mode, u.size, u.sha256, u.status, u.reason, \
      u.duplicate_of, u.resumed_from, u.peer, u.session, u.started_at, u.received_at, \
-     u.deleted_by_device, i.state AS ingest_state, i.format AS ingest_format, \
+     u.deleted_by_device, u.receiver, i.state AS ingest_state, i.format AS ingest_format, \
      i.reason AS ingest_reason, i.truncated AS ingest_truncated, i.records_total, i.records_new, \
      i.records_duplicate, i.records_conflicting, i.events_total, i.model AS ingest_model, \
      i.serial AS ingest_serial \
@@ -272,18 +272,25 @@ fn upload_from_row(row: &PgRow) -> Result<Upload> {
             .map(|t| t.0),
         deleted_by_device: row.try_get("deleted_by_device").map_err(&err)?,
         ingest: crate::pg_ingest::ingest_from_row(row)?,
+        receiver: row.try_get("receiver").map_err(&err)?,
     })
 }
 
-pub(crate) async fn begin_upload(db: &PgDatabase, upload: &NewUpload) -> Result<UploadId> {
+/// `receiver`: the id of the receiver that starts the transfer (NULL when
+/// the caller has none).
+pub(crate) async fn begin_upload(
+    db: &PgDatabase,
+    upload: &NewUpload,
+    receiver: Option<&str>,
+) -> Result<UploadId> {
     let raw = upload
         .original_name
         .was_transcoded()
         .then(|| upload.original_name.raw.clone());
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
-         status, resumed_from, resume_offset, peer, session, started_at) \
-         VALUES ($1, $2, $3, $4, $4, $5, 'receiving', $6, $7, $8, $9, $10) RETURNING id",
+         status, resumed_from, resume_offset, peer, session, started_at, receiver) \
+         VALUES ($1, $2, $3, $4, $4, $5, 'receiving', $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(upload.device_id.0)
     .bind(&upload.original_name.display)
@@ -295,6 +302,7 @@ pub(crate) async fn begin_upload(db: &PgDatabase, upload: &NewUpload) -> Result<
     .bind(&upload.peer)
     .bind(&upload.session)
     .bind(PgTime(upload.started_at))
+    .bind(receiver)
     .fetch_one(&db.pool)
     .await
     .map_err(StoreError::query("recording the start of an upload"))?;
@@ -1063,3 +1071,22 @@ pub(crate) async fn device_activity(
         })
         .collect()
 }
+
+// ---- begin storebench: receiver ownership of transfers (issue #4) ----
+/// Transfers in progress that `receiver`'s start-up reconciliation closes:
+/// its own and those of no recorded receiver (through the partial index
+/// `uploads_receiving_by_receiver`).
+pub(crate) async fn interrupted_uploads(db: &PgDatabase, receiver: &str) -> Result<Vec<UploadId>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM uploads WHERE status = 'receiving' \
+         AND (receiver = $1 OR receiver IS NULL) ORDER BY id",
+    )
+    .bind(receiver)
+    .fetch_all(&db.pool)
+    .await
+    .map_err(StoreError::query(
+        "listing this receiver's transfers in progress",
+    ))?;
+    Ok(ids.into_iter().map(UploadId).collect())
+}
+// ---- end storebench ----

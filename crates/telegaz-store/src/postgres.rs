@@ -107,8 +107,18 @@ impl Database for PgDatabase {
     }
 
     async fn begin_upload(&self, upload: &NewUpload) -> Result<UploadId> {
-        crate::pg_core::begin_upload(self, upload).await
+        crate::pg_core::begin_upload(self, upload, None).await
     }
+
+    // ---- begin storebench: receiver ownership of transfers (issue #4) ----
+    async fn begin_upload_by(&self, upload: &NewUpload, receiver: &str) -> Result<UploadId> {
+        crate::pg_core::begin_upload(self, upload, Some(receiver)).await
+    }
+
+    async fn interrupted_uploads(&self, receiver: &str) -> Result<Vec<UploadId>> {
+        crate::pg_core::interrupted_uploads(self, receiver).await
+    }
+    // ---- end storebench ----
 
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload> {
         crate::pg_core::finish_upload(self, id, finish).await

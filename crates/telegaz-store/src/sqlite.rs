@@ -104,7 +104,7 @@ fn device_from_row(row: &SqliteRow) -> Result<Device> {
 const UPLOAD_SELECT: &str = "SELECT u.id, u.device_id, d.name AS device_name, u.original_name, \
      u.original_name_raw, u.path, u.final_path, u.mode, u.size, u.sha256, u.status, u.reason, \
      u.duplicate_of, u.resumed_from, u.peer, u.session, u.started_at, u.received_at, \
-     u.deleted_by_device, i.state AS ingest_state, i.format AS ingest_format, \
+     u.deleted_by_device, u.receiver, i.state AS ingest_state, i.format AS ingest_format, \
      i.reason AS ingest_reason, i.truncated AS ingest_truncated, i.records_total, i.records_new, \
      i.records_duplicate, i.records_conflicting, i.events_total, i.model AS ingest_model, \
      i.serial AS ingest_serial \
@@ -156,6 +156,7 @@ fn upload_from_row(row: &SqliteRow) -> Result<Upload> {
             .map_err(get_err)?
             != 0,
         ingest: crate::sqlite_ingest::ingest_from_row(row)?,
+        receiver: row.try_get("receiver").map_err(get_err)?,
     })
 }
 
@@ -414,31 +415,28 @@ impl Database for SqliteDatabase {
     }
 
     async fn begin_upload(&self, upload: &NewUpload) -> Result<UploadId> {
-        let raw = upload
-            .original_name
-            .was_transcoded()
-            .then(|| upload.original_name.raw.clone());
-        let done = sqlx::query(
-            "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
-             status, resumed_from, resume_offset, peer, session, started_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?)",
-        )
-        .bind(upload.device_id.0)
-        .bind(&upload.original_name.display)
-        .bind(raw)
-        .bind(&upload.path)
-        .bind(&upload.path)
-        .bind(upload.mode.as_str())
-        .bind(upload.resumed_from.map(|u| u.0))
-        .bind(size_i64(upload.offset)?)
-        .bind(&upload.peer)
-        .bind(&upload.session)
-        .bind(to_text(upload.started_at))
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("recording the start of an upload"))?;
-        Ok(UploadId(done.last_insert_rowid()))
+        self.insert_upload(upload, None).await
     }
+
+    // ---- begin storebench: receiver ownership of transfers (issue #4) ----
+    async fn begin_upload_by(&self, upload: &NewUpload, receiver: &str) -> Result<UploadId> {
+        self.insert_upload(upload, Some(receiver)).await
+    }
+
+    async fn interrupted_uploads(&self, receiver: &str) -> Result<Vec<UploadId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM uploads WHERE status = 'receiving' \
+             AND (receiver = ? OR receiver IS NULL) ORDER BY id",
+        )
+        .bind(receiver)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(
+            "listing this receiver's transfers in progress",
+        ))?;
+        Ok(ids.into_iter().map(UploadId).collect())
+    }
+    // ---- end storebench ----
 
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload> {
         let mut tx = self.write_tx().await?;
@@ -1375,3 +1373,36 @@ fn ns_file_from_row(r: &SqliteRow, path: String) -> Result<NsFile> {
         modified: from_text(&updated)?,
     })
 }
+
+// ---- begin storebench: receiver ownership of transfers (issue #4) ----
+impl SqliteDatabase {
+    /// `begin_upload` and `begin_upload_by`: `receiver` NULL or its id.
+    async fn insert_upload(&self, upload: &NewUpload, receiver: Option<&str>) -> Result<UploadId> {
+        let raw = upload
+            .original_name
+            .was_transcoded()
+            .then(|| upload.original_name.raw.clone());
+        let done = sqlx::query(
+            "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
+             status, resumed_from, resume_offset, peer, session, started_at, receiver) \
+             VALUES (?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(upload.device_id.0)
+        .bind(&upload.original_name.display)
+        .bind(raw)
+        .bind(&upload.path)
+        .bind(&upload.path)
+        .bind(upload.mode.as_str())
+        .bind(upload.resumed_from.map(|u| u.0))
+        .bind(size_i64(upload.offset)?)
+        .bind(&upload.peer)
+        .bind(&upload.session)
+        .bind(to_text(upload.started_at))
+        .bind(receiver)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording the start of an upload"))?;
+        Ok(UploadId(done.last_insert_rowid()))
+    }
+}
+// ---- end storebench ----

@@ -287,6 +287,8 @@ conformance!(
     // --- bans (abuse resistance) ---
     bans_refuse_their_scope_until_lifted_or_expired,
     // --- end bans ---
+    // storebench (issue #4): receiver ownership of transfers.
+    interrupted_uploads_are_a_receivers_own,
 );
 
 fn notice(
@@ -2357,3 +2359,52 @@ async fn bans_refuse_their_scope_until_lifted_or_expired(db: &dyn Database) {
     );
 }
 // --- end bans ---
+
+// ---- begin storebench: receiver ownership of transfers (issue #4) ----
+/// Start-up reconciliation of one receiver closes its own transfers in
+/// progress and those recorded without a receiver, never another
+/// receiver's (which may be live on a shared database); the owner is read back.
+async fn interrupted_uploads_are_a_receivers_own(db: &dyn Database) {
+    let d = device(db, "u").await;
+    let mine = db
+        .begin_upload_by(&new_upload(d.id, "/mine.txt"), "rx-a")
+        .await
+        .unwrap();
+    let theirs = db
+        .begin_upload_by(&new_upload(d.id, "/theirs.txt"), "rx-b")
+        .await
+        .unwrap();
+    let legacy = db
+        .begin_upload(&new_upload(d.id, "/old.txt"))
+        .await
+        .unwrap();
+    let done = db
+        .begin_upload_by(&new_upload(d.id, "/done.txt"), "rx-a")
+        .await
+        .unwrap();
+    db.finish_upload(done, &finish(UploadStatus::Complete, 7, 10))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        db.interrupted_uploads("rx-a").await.unwrap(),
+        vec![mine, legacy]
+    );
+    assert_eq!(
+        db.interrupted_uploads("rx-b").await.unwrap(),
+        vec![theirs, legacy]
+    );
+    assert_eq!(db.interrupted_uploads("rx-c").await.unwrap(), vec![legacy]);
+    let rec = db.upload(theirs).await.unwrap().unwrap();
+    assert_eq!(rec.receiver.as_deref(), Some("rx-b"));
+    assert_eq!(rec.status, UploadStatus::Receiving);
+    assert_eq!(db.upload(legacy).await.unwrap().unwrap().receiver, None);
+    // Finishing keeps the owner; a finished transfer is nobody's to close.
+    let rec = db.upload(done).await.unwrap().unwrap();
+    assert_eq!(rec.receiver.as_deref(), Some("rx-a"));
+    db.finish_upload(mine, &finish(UploadStatus::Partial, 8, 3))
+        .await
+        .unwrap();
+    assert_eq!(db.interrupted_uploads("rx-a").await.unwrap(), vec![legacy]);
+}
+// ---- end storebench ----

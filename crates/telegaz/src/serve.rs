@@ -112,6 +112,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (audit, audit_task) = AuditLog::start(db.clone());
 
     let lp = &config.login_policy;
+    let receiver_id = receiver_id(&config)?;
+    tracing::info!(receiver_id = %receiver_id, "receiver id (recorded with the transfers this receiver starts)");
     let health = telegaz_store::DbHealth::new();
     let outage_dir = config.data_dir.join("outage");
     let receiver = Receiver::new(
@@ -132,6 +134,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             health: health.clone(),
             max_block_for: lp.max_block_for,
             repeat_lookback: lp.repeat_lookback,
+            receiver_id,
             ..ReceiverSettings::default()
         },
     )
@@ -163,7 +166,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
 
     let started = std::time::Instant::now();
-    let report = reconcile(&db, &spool, &audit)
+    let report = reconcile(&db, &spool, &audit, receiver.receiver_id())
         .await
         .context("start-up reconciliation of the spool with the database failed")?;
     tracing::info!(
@@ -171,6 +174,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         recovered = report.recovered.len(),
         missing = report.missing.len(),
         cleaned = report.cleaned,
+        other_receivers = report.others.len(),
+        unrecorded_shared_objects = report.unrecorded_shared,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "start-up reconciliation done"
     );
@@ -376,3 +381,58 @@ async fn resolve_passive_host(host: &str) -> anyhow::Result<std::net::IpAddr> {
         .map(|a| a.ip())
         .with_context(|| format!("ftp.passive_host {host:?} has no address"))
 }
+
+// ---- begin storebench: the receiver id (issue #4) ----
+/// The file in the data directory that keeps a receiver's generated id.
+const RECEIVER_ID_FILE: &str = "receiver-id";
+
+/// This receiver's id: `receiver_id` from the configuration, else the one
+/// kept in `<data_dir>/receiver-id`, made (random) at the first start.
+pub fn receiver_id(config: &Config) -> anyhow::Result<String> {
+    if let Some(id) = &config.receiver_id {
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join(RECEIVER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_owned();
+            telegaz_config::check_receiver_id(&id).with_context(|| {
+                format!(
+                    "{} does not hold a receiver id; remove it to make a new one, or set receiver_id",
+                    path.display()
+                )
+            })?;
+            return Ok(id);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot read the receiver id from {}; check the data directory's permissions",
+                    path.display()
+                )
+            });
+        }
+    }
+    let id = format!("rx-{:016x}", rand::random::<u64>());
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(format!("{id}\n").as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        telegaz_spool::sync_dir(&config.data_dir).map_err(std::io::Error::other)
+    };
+    write().with_context(|| {
+        format!(
+            "cannot keep the new receiver id in {}; check that the data directory is writable",
+            path.display()
+        )
+    })?;
+    Ok(id)
+}
+// ---- end storebench ----

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, Server, run_ok, sha256_hex};
 use serde_json::Value;
-use telegaz_spool::testing::{S3TestServer, TEST_ACCESS_KEY, TEST_SECRET_KEY};
-use telegaz_spool::{RawStore, S3Store};
-use tokio::io::AsyncReadExt;
+use telegaz_spool::S3Store;
+use telegaz_spool::testing::{S3TestServer, TEST_SECRET_KEY};
 
 const BUCKET: &str = "telegaz-raw";
 const PREFIX: &str = "plant-7/";
@@ -32,40 +31,16 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn s3_env(s3: &S3TestServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("TELEGAZ_STORAGE__RAW", "s3".into()),
-        ("TELEGAZ_STORAGE__RETRY_INTERVAL", "1s".into()),
-        ("TELEGAZ_STORAGE__S3__ENDPOINT", s3.endpoint()),
-        ("TELEGAZ_STORAGE__S3__BUCKET", BUCKET.into()),
-        ("TELEGAZ_STORAGE__S3__PREFIX", PREFIX.into()),
-        ("TELEGAZ_STORAGE__S3__TIMEOUT", "10s".into()),
-        ("TELEGAZ_STORAGE__S3__ACCESS_KEY_ID", TEST_ACCESS_KEY.into()),
-        (
-            "TELEGAZ_STORAGE__S3__SECRET_ACCESS_KEY",
-            TEST_SECRET_KEY.into(),
-        ),
-    ]
+    common::s3_env(s3, BUCKET, PREFIX)
 }
 
 /// The object with this SHA-256 as the bucket holds it, read with a store of
 /// the test's own.
 fn bucket_bytes(s3: &S3TestServer, sha_hex: &str) -> Option<Vec<u8>> {
-    let store = S3Store::new(&s3.settings(BUCKET, PREFIX)).unwrap();
-    let sha = sha_hex.parse().unwrap();
-    rt().block_on(async {
-        if !store.exists(&sha).await.unwrap() {
-            return None;
-        }
-        let mut out = Vec::new();
-        store
-            .open(&sha, 0)
-            .await
-            .unwrap()
-            .read_to_end(&mut out)
-            .await
-            .unwrap();
-        Some(out)
-    })
+    common::bucket_bytes(
+        &S3Store::new(&s3.settings(BUCKET, PREFIX)).unwrap(),
+        sha_hex,
+    )
 }
 
 fn curl_upload(s: &Server, path: &std::path::Path, name: &str) -> std::process::Output {

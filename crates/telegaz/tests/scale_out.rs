@@ -8,12 +8,14 @@
 //! whose user may create databases (`.ci/run` sets it); the test creates a
 //! scratch database and drops it at the end.
 //!
-//! Raw files: until raw storage can live in an object store, the two
-//! processes share one local spool directory (each its own data directory,
-//! whose `spool` is a link to the shared one). Two live processes can share
-//! it: temporary files are named by upload id (unique in the shared
-//! database) and objects by content. Both start before any upload, because
-//! start-up reconciliation assumes that no other receiver is mid-transfer.
+//! Raw files: one S3 bucket (Moto's `moto_server`, started on a free port)
+//! that both receivers store into, each with its own data directory (its
+//! temporary files and outage journal stay local). Every acknowledged file
+//! must be in the bucket byte for byte.
+//!
+//! The second test restarts one receiver while the other is mid-transfer:
+//! start-up reconciliation must leave the other's transfer (its record and
+//! its objects in the shared bucket) alone.
 
 mod common;
 
@@ -24,9 +26,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, sha256_hex};
+use common::{Server, bucket_bytes, sha256_hex};
 use suppaftp::FtpStream;
 use suppaftp::types::FileType;
+use telegaz_spool::testing::S3TestServer;
+use telegaz_spool::{RawStore, S3Store};
 
 /// Rows per archive file.
 const ROWS: u64 = 12;
@@ -82,7 +86,13 @@ impl Scratch {
                      (a database whose user may create databases; .ci/run sets it up)"
                 )
             });
-        let name = format!("telegaz_scale_out_{}", std::process::id());
+        // One per test of this process.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "telegaz_scale_out_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let (base, query) = match admin.split_once('?') {
             Some((b, q)) => (b, Some(q)),
             None => (admin.as_str(), None),
@@ -206,29 +216,57 @@ impl Burst {
     }
 }
 
-fn shared_spool_in(data_dir: &Path, spool: &Path) {
-    std::fs::create_dir_all(data_dir).unwrap();
-    std::os::unix::fs::symlink(spool, data_dir.join("spool")).unwrap();
+const BUCKET: &str = "telegaz-fleet";
+const PREFIX: &str = "region-1/";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// One bucket on a fresh Moto server, and the store the test reads it with.
+fn bucket() -> (S3TestServer, S3Store) {
+    let s3 = S3TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(s3.create_bucket(BUCKET)).unwrap();
+    let store = S3Store::new(&s3.settings(BUCKET, PREFIX)).unwrap();
+    (s3, store)
+}
+
+/// The settings of both receivers: one database, one bucket.
+fn fleet_env(db: &Scratch, s3: &S3TestServer) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("TELEGAZ_DATABASE_URL".to_owned(), db.url.clone()),
+        ("TELEGAZ_INGEST__CLAIM_LEASE".to_owned(), LEASE.to_owned()),
+    ];
+    env.extend(
+        common::s3_env(s3, BUCKET, PREFIX)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+/// No raw file of this receiver lies in its local object directory: the
+/// bucket holds them all.
+fn assert_no_local_objects(s: &Server) {
+    let objects = s.dir.join("spool/objects");
+    let local = std::fs::read_dir(&objects)
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(local, 0, "objects under {}", objects.display());
 }
 
 #[test]
 fn two_receivers_on_one_database_one_killed_mid_burst_lose_and_repeat_nothing() {
     let db = Scratch::create();
+    let (s3, store) = bucket();
     let root = tempfile::tempdir().unwrap();
-    let spool = root.path().join("shared-spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    let env = [
-        ("TELEGAZ_DATABASE_URL", db.url.as_str()),
-        ("TELEGAZ_INGEST__CLAIM_LEASE", LEASE),
-    ];
-    let env_owned: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    // Each its own data directory (and log); the first adds the devices.
+    let env_owned = fleet_env(&db, &s3);
+    // Each its own data directory (spool for transfers in progress, outage
+    // journal, log); the first adds the devices.
     let (dir_a, dir_b) = (root.path().join("a/data"), root.path().join("b/data"));
-    shared_spool_in(&dir_a, &spool);
-    shared_spool_in(&dir_b, &spool);
+    for d in [&dir_a, &dir_b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
     let mut a = Server::start_at(dir_a, &env_owned);
     let b = Server::start_beside(dir_b, &env_owned);
 
@@ -284,7 +322,14 @@ fn two_receivers_on_one_database_one_killed_mid_burst_lose_and_repeat_nothing() 
             .unwrap_or_else(|| panic!("acknowledged {} is not stored complete", f.path));
         assert_eq!(u["sha256"], sha256_hex(&f.data), "{u:#}");
         b.assert_stored(u, &f.data);
+        assert!(
+            bucket_bytes(&store, &sha256_hex(&f.data)).as_deref() == Some(f.data.as_slice()),
+            "acknowledged {} is in the bucket byte for byte",
+            f.path
+        );
     }
+    assert_no_local_objects(&a);
+    assert_no_local_objects(&b);
     // ...and parsed exactly once: every reading new (a second parse would
     // have found them all duplicates), none counted twice.
     for u in complete.values() {
@@ -312,4 +357,120 @@ fn two_receivers_on_one_database_one_killed_mid_burst_lose_and_repeat_nothing() 
         .parse()
         .unwrap();
     assert_eq!(from_stored, readings, "each reading counted new once");
+}
+
+/// The receiver id a `telegaz serve` made and keeps in its data directory.
+fn receiver_id_of(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("receiver-id"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Receiver B restarts (SIGKILL, start) while receiver A is mid-transfer and
+/// while an object of another upload sits in the shared bucket without its
+/// record yet (stored, about to be recorded). B's start-up reconciliation
+/// must close neither A's transfer (its record stays `receiving`, A then
+/// acknowledges it with 226 and records it complete) nor record the object
+/// as `recovered`.
+#[test]
+fn a_restarting_receiver_leaves_another_receivers_transfer_and_objects_alone() {
+    use std::io::Write as _;
+
+    let db = Scratch::create();
+    let (s3, store) = bucket();
+    let root = tempfile::tempdir().unwrap();
+    let env = fleet_env(&db, &s3);
+    let (dir_a, dir_b) = (root.path().join("a/data"), root.path().join("b/data"));
+    for d in [&dir_a, &dir_b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let a = Server::start_at(dir_a.clone(), &env);
+    let mut b = Server::start_beside(dir_b.clone(), &env);
+    let (id_a, id_b) = (receiver_id_of(&dir_a), receiver_id_of(&dir_b));
+    assert_ne!(id_a, id_b, "each receiver makes its own id");
+
+    // A's transfer in flight: the first half sent, the data connection open.
+    let data = archive(50_000);
+    let (head, tail) = data.split_at(data.len() / 2);
+    let mut ftp = FtpStream::connect(a.ftp).unwrap();
+    ftp.login("unit1", "pw-unit1").unwrap();
+    ftp.transfer_type(FileType::Binary).unwrap();
+    let mut stream = ftp.put_with_stream("in-flight.txt").unwrap();
+    stream.write_all(head).unwrap();
+    stream.flush().unwrap();
+    let receiving = |s: &Server| {
+        s.uploads()
+            .into_iter()
+            .find(|u| u["final_path"] == "/in-flight.txt")
+    };
+    let mut rec = None;
+    wait_for("A's transfer to be recorded", || {
+        rec = receiving(&b);
+        rec.is_some()
+    });
+    let rec = rec.unwrap();
+    assert_eq!(rec["status"], "receiving", "{rec:#}");
+    assert_eq!(rec["receiver"], id_a.as_str(), "{rec:#}");
+    let id = rec["id"].as_i64().unwrap();
+
+    // Another upload's object in the bucket, its record not written yet.
+    let pending = b"an upload stored by a third receiver, not recorded yet".to_vec();
+    let pending_sha = sha256_hex(&pending);
+    let file = root.path().join("pending.bin");
+    std::fs::write(&file, &pending).unwrap();
+    rt().block_on(store.put_file(&file, &pending_sha.parse().unwrap(), pending.len() as u64))
+        .unwrap();
+
+    // B restarts: `restart` returns once B listens, after its reconciliation.
+    b.restart();
+    assert!(
+        b.log().contains("start-up reconciliation done"),
+        "{}",
+        b.log()
+    );
+    let rec = receiving(&b).unwrap();
+    assert_eq!(
+        rec["status"], "receiving",
+        "B's reconciliation closed A's live transfer: {rec:#}"
+    );
+    let uploads = b.uploads();
+    assert!(
+        !uploads.iter().any(|u| u["sha256"] == pending_sha.as_str()),
+        "B recorded another receiver's object as recovered: {uploads:#?}"
+    );
+
+    // A finishes the transfer: 226, recorded complete, in the bucket, parsed once.
+    stream.write_all(tail).unwrap();
+    stream
+        .finish()
+        .unwrap_or_else(|e| panic!("A did not acknowledge the transfer: {e}\n{}", a.log()));
+    let _ = ftp.quit();
+    let mut done = None;
+    wait_for("A's upload to be parsed", || {
+        done = receiving(&a).filter(|u| {
+            u["status"] != "receiving"
+                && !u["ingest"].is_null()
+                && u["ingest"]["status"] != "pending"
+        });
+        done.is_some()
+    });
+    let done = done.unwrap();
+    a.assert_stored(&done, &data);
+    assert_eq!(done["id"], id, "{done:#}");
+    assert_eq!(done["receiver"], id_a.as_str(), "{done:#}");
+    assert_eq!(done["ingest"]["status"], "parsed", "{done:#}");
+    assert_eq!(done["ingest"]["records"]["new"], ROWS, "{done:#}");
+    assert!(bucket_bytes(&store, &sha256_hex(&data)).as_deref() == Some(data.as_slice()));
+    let partial: Vec<_> = a
+        .audit()
+        .into_iter()
+        .filter(|e| e["upload_id"] == id && e["outcome"] == "partial")
+        .collect();
+    assert!(
+        partial.is_empty(),
+        "closed as partial on the way: {partial:#?}"
+    );
+    // The object without a record is still there, untouched.
+    assert_eq!(bucket_bytes(&store, &pending_sha), Some(pending));
 }

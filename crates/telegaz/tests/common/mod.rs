@@ -541,4 +541,48 @@ impl Raw {
             String::from_utf8_lossy(&rest)
         );
     }
+
+/// The settings of `telegaz serve` for raw files in `bucket` (under
+/// `prefix`) of a test S3 server.
+pub fn s3_env(
+    s3: &telegaz_spool::testing::S3TestServer,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<(&'static str, String)> {
+    use telegaz_spool::testing::{TEST_ACCESS_KEY, TEST_SECRET_KEY};
+    vec![
+        ("TELEGAZ_STORAGE__RAW", "s3".into()),
+        ("TELEGAZ_STORAGE__RETRY_INTERVAL", "1s".into()),
+        ("TELEGAZ_STORAGE__S3__ENDPOINT", s3.endpoint()),
+        ("TELEGAZ_STORAGE__S3__BUCKET", bucket.into()),
+        ("TELEGAZ_STORAGE__S3__PREFIX", prefix.into()),
+        ("TELEGAZ_STORAGE__S3__TIMEOUT", "10s".into()),
+        ("TELEGAZ_STORAGE__S3__ACCESS_KEY_ID", TEST_ACCESS_KEY.into()),
+        (
+            "TELEGAZ_STORAGE__S3__SECRET_ACCESS_KEY",
+            TEST_SECRET_KEY.into(),
+        ),
+    ]
+}
+
+/// The object with this SHA-256 (hex) as a bucket holds it, read with a
+/// store of the test's own; `None` when it is not there.
+pub fn bucket_bytes(store: &telegaz_spool::S3Store, sha_hex: &str) -> Option<Vec<u8>> {
+    use telegaz_spool::RawStore;
+    use tokio::io::AsyncReadExt;
+    let sha = sha_hex.parse().unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        if !store.exists(&sha).await.unwrap() {
+            return None;
+        }
+        let mut out = Vec::new();
+        store
+            .open(&sha, 0)
+            .await
+            .unwrap()
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        Some(out)
+    })
 }
