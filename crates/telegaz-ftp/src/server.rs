@@ -1318,10 +1318,7 @@ impl<B: Backend> Session<B> {
         // file) and the grace overlap instead of adding up.
         let (settled, look) = match guard.0.as_mut() {
             Some(sink) => {
-                tokio::join!(
-                    sink.settle(),
-                    tokio::time::timeout(grace, self.ctl.next())
-                )
+                tokio::join!(sink.settle(), tokio::time::timeout(grace, self.ctl.next()))
             }
             None => (Ok(()), tokio::time::timeout(grace, self.ctl.next()).await),
         };

@@ -541,6 +541,7 @@ impl Raw {
             String::from_utf8_lossy(&rest)
         );
     }
+}
 
 /// The settings of `telegaz serve` for raw files in `bucket` (under
 /// `prefix`) of a test S3 server.
