@@ -51,6 +51,14 @@ impl IngestError {
     }
 }
 
+/// What claiming an upload decided.
+enum Claimed {
+    /// Read and parse it.
+    Go,
+    /// Nothing to parse: the outcome is known (too many attempts).
+    Done(Parsed),
+}
+
 /// The result of the first stage.
 enum Parsed {
     /// Nothing to store: the outcome is known.
@@ -124,6 +132,8 @@ impl Ingestor {
 
     /// Process several uploads in order, parsing the next one while the
     /// current one is stored (SQLite has one writer; parsing needs a CPU).
+    /// The next one is claimed before the current one is stored, so the
+    /// two write transactions follow each other instead of colliding.
     /// `each` sees every upload's result; one upload's error does not stop
     /// the others (the upload stays queued and is retried).
     pub async fn process_many(
@@ -141,8 +151,20 @@ impl Ingestor {
                 None => self.parse(*id).await,
             };
             if let Some(next) = ids.get(i + 1).copied() {
+                // Claim the next upload (counting its attempt: committed
+                // before its bytes are parsed) here, before this one is
+                // stored: both are write transactions, and claimed from the
+                // parsing task the claim would queue behind this upload's
+                // store on SQLite's busy timeout (sleeps of up to 25 ms), so
+                // the next upload was parsed only after this one was stored.
+                let claimed = self.claim(next).await;
                 let me = self.clone();
-                ahead = Some(tokio::spawn(async move { me.parse(next).await }));
+                ahead = Some(tokio::spawn(async move {
+                    match claimed? {
+                        Claimed::Go => me.read_and_parse(next).await,
+                        Claimed::Done(p) => Ok(p),
+                    }
+                }));
             }
             let result = match current {
                 Ok(parsed) => self.store(parsed).await,
@@ -155,6 +177,14 @@ impl Ingestor {
     /// First stage: claim the upload (counting the attempt), read the
     /// bytes, detect and parse.
     async fn parse(&self, id: UploadId) -> Result<Parsed, IngestError> {
+        match self.claim(id).await? {
+            Claimed::Go => self.read_and_parse(id).await,
+            Claimed::Done(p) => Ok(p),
+        }
+    }
+
+    /// Claim the upload, counting the attempt.
+    async fn claim(&self, id: UploadId) -> Result<Claimed, IngestError> {
         let Some(attempts) = self.db.begin_ingest_attempt(id, self.claim_lease).await? else {
             return Err(IngestError::Taken { id: id.0 });
         };
@@ -164,8 +194,13 @@ impl Ingestor {
                  run `telegaz reparse` to try again",
                 attempts - 1
             );
-            return Ok(Parsed::Done(id, Outcome::Failed(reason)));
+            return Ok(Claimed::Done(Parsed::Done(id, Outcome::Failed(reason))));
         }
+        Ok(Claimed::Go)
+    }
+
+    /// Read the bytes of a claimed upload, detect and parse.
+    async fn read_and_parse(&self, id: UploadId) -> Result<Parsed, IngestError> {
         let Some(upload) = self.db.upload(id).await? else {
             return Err(telegaz_store::StoreError::NotFound {
                 what: format!("upload #{}", id.0),

@@ -251,13 +251,17 @@ fn bind_row<'q>(
 
 /// Rows per INSERT statement (11 parameters each; SQLite allows 32766).
 const BATCH: usize = 256;
+/// Rows whose time range is read back with one query: a year of hourly rows
+/// in one (a query per 256 rows cost about as much as the empty result is
+/// worth: a round trip to sqlx's worker thread each).
+const SPAN: usize = 8_192;
 
 /// Store a parsed file's rows. Same key, same values: duplicate. Same key,
 /// different values: kept in `reading_conflicts`, the first stays.
 ///
-/// Rows go in batches: one query reads what is stored in the batch's time
-/// range, the rows not there are inserted with one multi-row `INSERT`, the
-/// others are compared in memory.
+/// Rows go in spans of [`SPAN`]: one query reads what is stored in the span's
+/// time range, the rows not there are inserted with multi-row `INSERT`s of
+/// [`BATCH`] rows, the others are compared in memory.
 pub(crate) async fn store_parsed(
     tx: &mut Tx,
     id: UploadId,
@@ -281,8 +285,8 @@ pub(crate) async fn store_parsed(
         |a, b| a.same_values(&Stored::from(b)),
         &mut counts,
     );
-    for chunk in unique.chunks(BATCH) {
-        // What is stored already in the chunk's time range (usually nothing).
+    for chunk in unique.chunks(SPAN) {
+        // What is stored already in the span's time range (usually nothing).
         let (lo, hi) = chunk
             .iter()
             .fold((None::<&str>, None::<&str>), |(lo, hi), e| {
@@ -335,30 +339,32 @@ pub(crate) async fn store_parsed(
         if fresh.is_empty() {
             continue;
         }
-        let mut sql = String::from(
-            "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, status, \
-             event_code, checked, upload_id, line) VALUES ",
-        );
-        for i in 0..fresh.len() {
-            sql.push_str(if i == 0 {
-                "(?,?,?,?,?,?,?,?,?,?,?)"
-            } else {
-                ",(?,?,?,?,?,?,?,?,?,?,?)"
-            });
+        for fresh in fresh.chunks(BATCH) {
+            let mut sql = String::from(
+                "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, status, \
+                 event_code, checked, upload_id, line) VALUES ",
+            );
+            for i in 0..fresh.len() {
+                sql.push_str(if i == 0 {
+                    "(?,?,?,?,?,?,?,?,?,?,?)"
+                } else {
+                    ",(?,?,?,?,?,?,?,?,?,?,?)"
+                });
+            }
+            // The write transaction holds the database: nothing can have come in
+            // between; the clause only guards the key.
+            sql.push_str(" ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING");
+            // Built only from the constant fragments above; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in fresh {
+                q = bind_row(q, device, id, e);
+            }
+            counts.new += q
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::query("storing readings"))?
+                .rows_affected();
         }
-        // The write transaction holds the database: nothing can have come in
-        // between; the clause only guards the key.
-        sql.push_str(" ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING");
-        // Built only from the constant fragments above; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for e in &fresh {
-            q = bind_row(q, device, id, e);
-        }
-        counts.new += q
-            .execute(&mut **tx)
-            .await
-            .map_err(StoreError::query("storing readings"))?
-            .rows_affected();
     }
     for e in conflicts {
         // Record each differing version once.
