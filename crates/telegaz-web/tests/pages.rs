@@ -527,6 +527,15 @@ const UI_WRITES: &[(&str, &[(&str, &str)])] = &[
     ("/account/tokens", &[("label", "forged")]),
     ("/account/tokens/{id}/revoke", &[]),
     ("/alerts/{id}/ack", &[]),
+    (
+        "/bans",
+        &[
+            ("address", "198.51.100.9"),
+            ("for", "1h"),
+            ("reason", "forged"),
+        ],
+    ),
+    ("/bans/{id}/lift", &[]),
 ];
 
 /// The POST routes the UI's source declares (`src/pages/*.rs`), so that a
@@ -591,6 +600,19 @@ async fn forms_without_the_session_csrf_token_are_refused() {
     let before = e.db().device_by_name("unit-1").await.unwrap().unwrap();
     let ingest_before = e.db().upload(upload).await.unwrap().unwrap().ingest;
     let op_user = e.db().user_by_name("op").await.unwrap().unwrap();
+    let ban = e
+        .db()
+        .create_ban(&telegaz_domain::NewBan {
+            address: Some("203.0.113.5".into()),
+            login: None,
+            reason: "test".into(),
+            created_by: "cli".into(),
+            created_at: Timestamp::now(),
+            expires_at: None,
+            repeat: 0,
+        })
+        .await
+        .unwrap();
     for (route, form) in UI_WRITES {
         let path = route.replace("{name}", "unit-1").replace(
             "{id}",
@@ -598,6 +620,8 @@ async fn forms_without_the_session_csrf_token_are_refused() {
                 upload.0.to_string()
             } else if route.starts_with("/users") {
                 op_user.id.0.to_string()
+            } else if route.starts_with("/bans") {
+                ban.id.to_string()
             } else {
                 "1".to_owned()
             },
@@ -624,6 +648,14 @@ async fn forms_without_the_session_csrf_token_are_refused() {
     );
     assert!(e.db().device_by_name("unit-x").await.unwrap().is_none());
     assert!(e.db().user_by_name("mallory").await.unwrap().is_none());
+    // No ban added, the one there not lifted.
+    let bans = e
+        .db()
+        .list_bans(&telegaz_store::BanFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].lifted_at, None, "{bans:?}");
     assert_eq!(
         e.db().upload(upload).await.unwrap().unwrap().ingest,
         ingest_before
