@@ -373,25 +373,6 @@ fn sigterm_ends_a_transfer_still_running_after_the_grace_period_as_partial() {
 /// Rows per archive file in the kill test.
 const ROWS: u64 = 12;
 
-/// An hourly LIS-200 archive (ТС220 readout) whose rows are hours
-/// `first..first + ROWS` after 2001-01-01 00:00: files with other `first`
-/// share no reading.
-fn archive(first: u64) -> Vec<u8> {
-    let base = jiff::civil::date(2001, 1, 1).at(0, 0, 0, 0);
-    let mut s = String::from("/ELS6TC220\r\n");
-    for h in first..first + ROWS {
-        let t = base
-            .checked_add(jiff::SignedDuration::from_hours(h as i64))
-            .unwrap();
-        let vb = h as f64 * 1.25;
-        s.push_str(&format!(
-            "({h})({})({vb:.4})({vb:.4})({vb:.4})({vb:.4})(10.00)(104.0000)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n",
-            t.strftime("%Y-%m-%d,%H:%M:%S")
-        ));
-    }
-    s.into_bytes()
-}
-
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -436,7 +417,7 @@ fn burst(
                 loop {
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     // Clients on one unit use disjoint hours: 100 000 hours each.
-                    let data = archive(w as u64 * 100_000 + n * ROWS);
+                    let data = common::hourly_archive(ROWS, w as u64 * 100_000 + n * ROWS);
                     let name = format!("w{w}-{n}.txt");
                     // put_file returns only after the 226.
                     match ftp.put_file(&name, &mut std::io::Cursor::new(&data)) {

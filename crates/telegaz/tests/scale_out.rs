@@ -48,24 +48,6 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// An hourly LIS-200 archive (ТС220 readout), hours `first..first + ROWS`
-/// after 2001-01-01: files with other `first` share no reading.
-fn archive(first: u64) -> Vec<u8> {
-    let base = jiff::civil::date(2001, 1, 1).at(0, 0, 0, 0);
-    let mut s = String::from("/ELS6TC220\r\n");
-    for h in first..first + ROWS {
-        let t = base
-            .checked_add(jiff::SignedDuration::from_hours(h as i64))
-            .unwrap();
-        let vb = h as f64 * 1.25;
-        s.push_str(&format!(
-            "({h})({})({vb:.4})({vb:.4})({vb:.4})({vb:.4})(10.00)(104.0000)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n",
-            t.strftime("%Y-%m-%d,%H:%M:%S")
-        ));
-    }
-    s.into_bytes()
-}
-
 /// A scratch database on the server `TELEGAZ_TEST_POSTGRES_URL` names,
 /// dropped when this goes (also when the test fails).
 struct Scratch {
@@ -186,7 +168,7 @@ impl Burst {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        let data = archive(client * 100_000 + n * ROWS);
+                        let data = common::hourly_archive(ROWS, client * 100_000 + n * ROWS);
                         let name = format!("r{receiver}-c{w}-{n}.txt");
                         // put_file returns only after the 226.
                         match ftp.put_file(&name, &mut std::io::Cursor::new(&data)) {
@@ -391,7 +373,7 @@ fn a_restarting_receiver_leaves_another_receivers_transfer_and_objects_alone() {
     assert_ne!(id_a, id_b, "each receiver makes its own id");
 
     // A's transfer in flight: the first half sent, the data connection open.
-    let data = archive(50_000);
+    let data = common::hourly_archive(ROWS, 50_000);
     let (head, tail) = data.split_at(data.len() / 2);
     let mut ftp = FtpStream::connect(a.ftp).unwrap();
     ftp.login("unit1", "pw-unit1").unwrap();

@@ -587,3 +587,22 @@ pub fn bucket_bytes(store: &telegaz_spool::S3Store, sha_hex: &str) -> Option<Vec
         Some(out)
     })
 }
+
+/// An hourly LIS-200 archive (ТС220 readout) of `rows` rows, hours
+/// `first..first + rows` after 2001-01-01 00:00: files with other `first`
+/// share no reading.
+pub fn hourly_archive(rows: u64, first: u64) -> Vec<u8> {
+    let base = jiff::civil::date(2001, 1, 1).at(0, 0, 0, 0);
+    let mut s = String::from("/ELS6TC220\r\n");
+    for h in first..first + rows {
+        let t = base
+            .checked_add(jiff::SignedDuration::from_hours(h as i64))
+            .unwrap();
+        let vb = h as f64 * 1.25;
+        s.push_str(&format!(
+            "({h})({})({vb:.4})({vb:.4})({vb:.4})({vb:.4})(10.00)(104.0000)(1.0017)(0)(0)(0)(0x8104)(CRC Ok)\r\n",
+            t.strftime("%Y-%m-%d,%H:%M:%S")
+        ));
+    }
+    s.into_bytes()
+}
