@@ -500,9 +500,12 @@ async fn values_outside_their_limits_raise_alerts_until_they_are_back_and_mainte
 async fn the_server_itself_raises_alerts_for_an_ingest_backlog_and_a_full_disk() {
     let (dir, db) = db().await;
     let d = device(&*db, "unit-1").await;
-    let queued = t("2026-11-25T10:00:00Z");
+    // Received ten minutes ago by the real clock (the queue's own times are
+    // real): a fixed date here made the device look silent once the real
+    // date moved on, and a second alert opened.
+    let queued = jiff::Timestamp::now() - SignedDuration::from_mins(10);
     let id = upload_at(&*db, d, queued, 1).await;
-    let clock = Arc::new(ManualClock::new(t("2026-11-25T10:10:00Z")));
+    let clock = Arc::new(ManualClock::new(queued + SignedDuration::from_mins(10)));
     let mut s = settings(&["mail"]);
     s.server = telegaz_alerts::ServerHealth {
         spool_dir: None,
