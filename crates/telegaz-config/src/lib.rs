@@ -118,6 +118,13 @@ pub struct FtpConfig {
     /// Simultaneous control connections, in total and from one address.
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// Connections the kernel may hold for the server before it accepts them
+    /// (the listen backlog of the control port; the kernel caps it at
+    /// `net.core.somaxconn`). When a whole fleet connects at the top of the
+    /// hour, a short queue overflows: the kernel then drops handshakes, and
+    /// one completed by a SYN cookie can leave a unit waiting for a greeting
+    /// that never comes (FTP servers speak first).
+    pub listen_backlog: u32,
     /// Longest command line accepted (bytes); longer lines get 500.
     pub max_command_line: usize,
     /// Commands a client may send before it has logged in; past it the
@@ -236,6 +243,7 @@ impl Default for FtpConfig {
             data_connect_timeout: Duration::from_secs(60),
             max_connections: 2000,
             max_connections_per_address: 500,
+            listen_backlog: 4096,
             max_command_line: 4096,
             max_commands_before_login: 20,
             max_command_rate_before_login: 10,
@@ -908,6 +916,12 @@ impl Config {
         if self.login_policy.max_block_for < self.login_policy.block_for {
             return Err(ConfigError::Invalid(
                 "login_policy.max_block_for must be at least login_policy.block_for".into(),
+            ));
+        }
+        if ftp.listen_backlog == 0 {
+            return Err(ConfigError::Invalid(
+                "ftp.listen_backlog must be at least 1 (4096 is a good value; the kernel caps it at net.core.somaxconn)"
+                    .into(),
             ));
         }
         if ftp.max_commands_before_login < 2 || ftp.max_command_rate_before_login == 0 {

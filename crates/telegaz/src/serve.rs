@@ -13,9 +13,23 @@ fn announce(what: &str, addr: std::net::SocketAddr) {
     let _ = out.flush();
 }
 
+/// Listen on `addr` with room for `backlog` connections not yet accepted
+/// (tokio's `bind` asks for 1,024). `SO_REUSEADDR` as std and tokio set it,
+/// so a restart does not wait for old connections in TIME_WAIT.
+fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 async fn bind_ftp(config: &Config) -> anyhow::Result<TcpListener> {
     let addr = config.ftp_listen()?;
-    TcpListener::bind(addr).await.map_err(|e| {
+    listen(addr, config.ftp.listen_backlog).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && addr.port() < 1024 {
             " Ports below 1024 need CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary, or a systemd socket): see the README section on port 21."
         } else if e.kind() == std::io::ErrorKind::AddrInUse {
