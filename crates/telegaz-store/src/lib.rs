@@ -385,6 +385,24 @@ pub trait Database: Send + Sync + 'static {
         device: DeviceId,
         parsed: &ParsedFile,
     ) -> Result<IngestInfo>;
+    /// Claim, in one transaction, those of `ids` that no worker has tried
+    /// yet (no attempt counted) and no worker holds: count their first
+    /// attempt and hold them for `lease`. Returns the claimed ones in the
+    /// order given. An upload tried before is left out (a worker may have
+    /// died on it): claimed one at a time with [`Database::begin_ingest_attempt`],
+    /// a file that kills the worker cannot use up the attempts of the
+    /// uploads claimed with it.
+    async fn begin_first_ingest_attempts(
+        &self,
+        ids: &[UploadId],
+        lease: std::time::Duration,
+    ) -> Result<Vec<UploadId>>;
+    /// [`Database::store_parsed`] for several uploads in one transaction (one
+    /// commit, one fsync): all are stored, or none (the first error).
+    async fn store_parsed_many(
+        &self,
+        files: &[(UploadId, DeviceId, &ParsedFile)],
+    ) -> Result<Vec<IngestInfo>>;
     /// End an upload's ingest without records (quarantined or failed);
     /// [`StoreError::NotPending`] when it is no longer waiting for ingest.
     async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()>;

@@ -26,8 +26,8 @@ use crate::{
 };
 
 pub(crate) use crate::pg_ingest::{
-    begin_ingest_attempt, enqueue_ingest, events, finish_ingest, ingest_backlog, pending_ingest,
-    readings, requeue_ingest, store_parsed,
+    begin_first_ingest_attempts, begin_ingest_attempt, enqueue_ingest, events, finish_ingest,
+    ingest_backlog, pending_ingest, readings, requeue_ingest, store_parsed, store_parsed_many,
 };
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;

@@ -187,6 +187,34 @@ pub(crate) async fn begin_ingest_attempt(
     Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
+/// One statement for the whole group; rows another worker holds locked
+/// right now are skipped (the caller claims those one by one).
+pub(crate) async fn begin_first_ingest_attempts(
+    db: &PgDatabase,
+    ids: &[UploadId],
+    lease: std::time::Duration,
+) -> Result<Vec<UploadId>> {
+    let wanted: Vec<i64> = ids.iter().map(|i| i.0).collect();
+    let mut got: Vec<i64> = sqlx::query_scalar(
+        "UPDATE ingest SET attempts = 1, claimed_until = now() + make_interval(secs => $2) \
+         WHERE upload_id IN (SELECT upload_id FROM ingest WHERE upload_id = ANY($1) \
+         AND state = 'pending' AND attempts = 0 \
+         AND (claimed_until IS NULL OR claimed_until <= now()) \
+         ORDER BY upload_id FOR UPDATE SKIP LOCKED) RETURNING upload_id",
+    )
+    .bind(&wanted)
+    .bind(lease.as_secs_f64())
+    .fetch_all(&db.pool)
+    .await
+    .map_err(StoreError::query("claiming uploads for ingest"))?;
+    got.sort_unstable();
+    Ok(wanted
+        .into_iter()
+        .filter(|w| got.binary_search(w).is_ok())
+        .map(UploadId)
+        .collect())
+}
+
 pub(crate) async fn finish_ingest(
     db: &PgDatabase,
     id: UploadId,
@@ -325,8 +353,51 @@ pub(crate) async fn store_parsed(
     device: DeviceId,
     parsed: &ParsedFile,
 ) -> Result<IngestInfo> {
+    store_parsed_many(db, &[(id, device, parsed)])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt(format!("upload #{}: nothing was stored", id.0)))
+}
+
+/// Several uploads in one transaction: all stored, or none. The devices'
+/// advisory locks are taken up front in ascending order, so that two
+/// workers storing files of the same devices cannot deadlock.
+pub(crate) async fn store_parsed_many(
+    db: &PgDatabase,
+    files: &[(UploadId, DeviceId, &ParsedFile)],
+) -> Result<Vec<IngestInfo>> {
     ensure_partitions(db).await?;
     let now = PgTime(Timestamp::now());
+    let mut devices: Vec<i64> = files.iter().map(|f| f.1.0).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let mut tx = begin(db).await?;
+    for device in devices {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ingest_lock_key(DeviceId(device)))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(
+                "waiting for another ingest of the same device",
+            ))?;
+    }
+    let mut infos = Vec::with_capacity(files.len());
+    for (id, device, parsed) in files {
+        infos.push(store_one(&mut tx, *id, *device, parsed, now).await?);
+    }
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing parsed records"))?;
+    Ok(infos)
+}
+
+async fn store_one(
+    tx: &mut PgConnection,
+    id: UploadId,
+    device: DeviceId,
+    parsed: &ParsedFile,
+    now: PgTime,
+) -> Result<IngestInfo> {
     let mut counts = RecordCounts {
         total: parsed.records.len() as u64,
         ..RecordCounts::default()
@@ -346,14 +417,6 @@ pub(crate) async fn store_parsed(
     // Key order: concurrent writers meet the same keys in the same order.
     unique.sort_by_key(|e| e.key());
 
-    let mut tx = begin(db).await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(ingest_lock_key(device))
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::query(
-            "waiting for another ingest of the same device",
-        ))?;
     for chunk in unique.chunks(BATCH) {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, \
@@ -417,8 +480,8 @@ pub(crate) async fn store_parsed(
             }
         }
     }
-    store_conflicts(&mut tx, device, id, &conflicts, now).await?;
-    let events = store_events(&mut tx, device, id, &parsed.events).await?;
+    store_conflicts(tx, device, id, &conflicts, now).await?;
+    let events = store_events(tx, device, id, &parsed.events).await?;
     let reason = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
     // Only if still waiting: a worker whose claim expired while another
     // finished the upload rolls back (dropping `tx`) and writes nothing.
@@ -444,9 +507,6 @@ pub(crate) async fn store_parsed(
     .await
     .map_err(StoreError::query("recording an ingest outcome"))?;
     crate::still_pending(done.rows_affected(), id)?;
-    tx.commit()
-        .await
-        .map_err(StoreError::query("committing parsed records"))?;
     Ok(IngestInfo {
         status: IngestState::Parsed,
         format: Some(parsed.format.clone()),

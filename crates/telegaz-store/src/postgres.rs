@@ -205,6 +205,21 @@ impl Database for PgDatabase {
         crate::pg_core::store_parsed(self, id, device, parsed).await
     }
 
+    async fn begin_first_ingest_attempts(
+        &self,
+        ids: &[UploadId],
+        lease: std::time::Duration,
+    ) -> Result<Vec<UploadId>> {
+        crate::pg_core::begin_first_ingest_attempts(self, ids, lease).await
+    }
+
+    async fn store_parsed_many(
+        &self,
+        files: &[(UploadId, DeviceId, &ParsedFile)],
+    ) -> Result<Vec<IngestInfo>> {
+        crate::pg_core::store_parsed_many(self, files).await
+    }
+
     async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()> {
         crate::pg_core::finish_ingest(self, id, state, reason).await
     }

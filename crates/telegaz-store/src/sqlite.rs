@@ -72,6 +72,17 @@ impl SqliteDatabase {
     }
 }
 
+/// Now and the end of an ingest claim of `lease`, as stored.
+fn claim_window(lease: std::time::Duration) -> Result<(String, String)> {
+    let now = Timestamp::now();
+    let until = now.checked_add(lease).map_err(|e| {
+        StoreError::Conflict(format!(
+            "the ingest claim lease is too long ({e}); choose a few minutes"
+        ))
+    })?;
+    Ok((to_text(now), to_text(until)))
+}
+
 const DEVICE_COLUMNS: &str = "id, name, login, password_hash, enabled, allowed_networks, \
      time_zone, contract_hour, title, tls_required, created_at";
 
@@ -978,18 +989,45 @@ impl Database for SqliteDatabase {
         id: UploadId,
         lease: std::time::Duration,
     ) -> Result<Option<u32>> {
-        let now = Timestamp::now();
-        let until = now.checked_add(lease).map_err(|e| {
-            StoreError::Conflict(format!(
-                "the ingest claim lease is too long ({e}); choose a few minutes"
-            ))
-        })?;
+        let (now, until) = claim_window(lease)?;
         let mut tx = self.write_tx().await?;
-        let n = crate::sqlite_ingest::attempt(&mut tx, id, &to_text(now), &to_text(until)).await?;
+        let n = crate::sqlite_ingest::attempt(&mut tx, id, &now, &until).await?;
         tx.commit()
             .await
             .map_err(StoreError::query("committing an ingest attempt"))?;
         Ok(n)
+    }
+
+    async fn begin_first_ingest_attempts(
+        &self,
+        ids: &[UploadId],
+        lease: std::time::Duration,
+    ) -> Result<Vec<UploadId>> {
+        let (now, until) = claim_window(lease)?;
+        let mut tx = self.write_tx().await?;
+        let got = crate::sqlite_ingest::first_attempts(&mut tx, ids, &now, &until).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing ingest attempts"))?;
+        Ok(got)
+    }
+
+    async fn store_parsed_many(
+        &self,
+        files: &[(UploadId, DeviceId, &ParsedFile)],
+    ) -> Result<Vec<IngestInfo>> {
+        let now = to_text(Timestamp::now());
+        let mut tx = self.write_tx().await?;
+        let mut infos = Vec::with_capacity(files.len());
+        for (id, device, parsed) in files {
+            infos.push(
+                crate::sqlite_ingest::store_parsed(&mut tx, *id, *device, parsed, &now).await?,
+            );
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing parsed records"))?;
+        Ok(infos)
     }
 
     async fn store_parsed(

@@ -128,6 +128,33 @@ pub(crate) async fn attempt(
     Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
+/// Claim those of `ids` never tried and not held (see the trait).
+pub(crate) async fn first_attempts(
+    tx: &mut Tx,
+    ids: &[UploadId],
+    now: &str,
+    until: &str,
+) -> Result<Vec<UploadId>> {
+    let mut got = Vec::with_capacity(ids.len());
+    for id in ids {
+        let claimed = sqlx::query(
+            "UPDATE ingest SET attempts = 1, claimed_until = ? \
+             WHERE upload_id = ? AND state = 'pending' AND attempts = 0 \
+             AND (claimed_until IS NULL OR claimed_until <= ?)",
+        )
+        .bind(until)
+        .bind(id.0)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("claiming uploads for ingest"))?;
+        if claimed.rows_affected() == 1 {
+            got.push(*id);
+        }
+    }
+    Ok(got)
+}
+
 pub(crate) async fn finish(
     tx: &mut Tx,
     id: UploadId,

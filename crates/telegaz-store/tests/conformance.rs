@@ -264,6 +264,7 @@ conformance!(
     concurrent_ingest_claims_give_an_upload_to_one_worker,
     an_expired_ingest_claim_is_taken_up_again,
     a_finished_upload_is_never_claimable,
+    groups_claim_only_untried_uploads_and_store_all_or_nothing,
     parsed_records_are_idempotent_and_conflicts_kept,
     ingest_outcomes_and_requeue,
     large_files_with_repeats_inside_and_across_uploads,
@@ -1320,6 +1321,102 @@ async fn an_expired_ingest_claim_is_taken_up_again(db: &dyn Database) {
 
 /// Parsed, quarantined and failed uploads are never claimed, however long
 /// ago; queued again, they are claimable from the first attempt on.
+/// The ingest worker's groups: one claim for the uploads never tried (an
+/// upload tried before, or held, is left out), one transaction to store
+/// them, in which one refused file leaves every file of the group unstored.
+async fn groups_claim_only_untried_uploads_and_store_all_or_nothing(db: &dyn Database) {
+    let d = device(db, "unit-1").await;
+    let e = device(db, "unit-2").await;
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        ids.push(
+            upload(
+                db,
+                if i % 2 == 0 { d.id } else { e.id },
+                &format!("/g{i}"),
+                i,
+            )
+            .await,
+        );
+    }
+    let (a, b, c, held, tried) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
+    assert_eq!(db.begin_ingest_attempt(held, HOUR).await.unwrap(), Some(1));
+    // A worker that died on it long ago: its claim has run out.
+    assert_eq!(
+        db.begin_ingest_attempt(tried, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let got = db.begin_first_ingest_attempts(&ids, HOUR).await.unwrap();
+    assert_eq!(got, vec![a, b, c], "only the uploads never tried, in order");
+    assert!(
+        db.begin_first_ingest_attempts(&ids, HOUR)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a live claim is not taken twice"
+    );
+    assert_eq!(
+        db.begin_ingest_attempt(a, HOUR).await.unwrap(),
+        None,
+        "claimed in the group"
+    );
+    assert_eq!(
+        db.begin_ingest_attempt(tried, HOUR).await.unwrap(),
+        Some(2),
+        "the one tried before is claimed alone"
+    );
+
+    // One file of the group was finished elsewhere: nothing of the group is stored.
+    db.finish_ingest(c, IngestState::Failed, "finished elsewhere")
+        .await
+        .unwrap();
+    let fa = parsed(vec![reading(1, "1"), reading(2, "2")]);
+    let fb = parsed(vec![reading(1, "5")]);
+    let fc = parsed(vec![reading(3, "3")]);
+    match db
+        .store_parsed_many(&[(a, d.id, &fa), (b, e.id, &fb), (c, d.id, &fc)])
+        .await
+    {
+        Err(StoreError::NotPending(id)) => assert_eq!(id, c.0),
+        other => panic!("the group must be refused, got {other:?}"),
+    }
+    for id in [a, b] {
+        let u = db.upload(id).await.unwrap().unwrap();
+        assert_eq!(
+            u.ingest.unwrap().status,
+            IngestState::Pending,
+            "upload #{}",
+            id.0
+        );
+    }
+    assert!(
+        every_reading(db, d.id).await.is_empty(),
+        "no row of the group"
+    );
+    assert!(
+        every_reading(db, e.id).await.is_empty(),
+        "no row of the group"
+    );
+
+    // Without it, the group is stored at once, each file counted on its own.
+    let infos = db
+        .store_parsed_many(&[(a, d.id, &fa), (b, e.id, &fb)])
+        .await
+        .unwrap();
+    assert_eq!(
+        infos.iter().map(|i| i.records.new).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(every_reading(db, d.id).await.len(), 2);
+    assert_eq!(every_reading(db, e.id).await.len(), 1);
+    for id in [a, b] {
+        let u = db.upload(id).await.unwrap().unwrap();
+        assert_eq!(u.ingest.unwrap().status, IngestState::Parsed);
+    }
+}
+
 async fn a_finished_upload_is_never_claimable(db: &dyn Database) {
     let d = device(db, "unit-1").await;
     let a = upload(db, d.id, "/a", 1).await;
