@@ -33,6 +33,10 @@ struct Args {
     /// Days of hourly rows per device.
     #[arg(long, default_value_t = 365)]
     days: u32,
+    /// Bytes of uploads stored in one transaction at most, in KiB (default:
+    /// the server's, `telegaz_ingest::GROUP_BYTES`); for A/B runs.
+    #[arg(long)]
+    group_kib: Option<u64>,
 }
 
 /// One device's year as a ТС220 interval readout, and the same rows as CSV.
@@ -109,7 +113,11 @@ fn peer(dir: &Path, csv: &Path, keyed: bool) -> anyhow::Result<f64> {
     Ok(secs)
 }
 
-async fn ours(dir: &Path, files: &[std::path::PathBuf]) -> anyhow::Result<(f64, u64)> {
+async fn ours(
+    dir: &Path,
+    files: &[std::path::PathBuf],
+    group_kib: Option<u64>,
+) -> anyhow::Result<(f64, u64)> {
     let db =
         telegaz_store::connect(&format!("sqlite://{}", dir.join("telegaz.db").display())).await?;
     let spool = Spool::open(dir.join("spool"))?;
@@ -157,7 +165,10 @@ async fn ours(dir: &Path, files: &[std::path::PathBuf]) -> anyhow::Result<(f64, 
         ids.push(id);
     }
     // Timed: the ingest pipeline over the queue (read, detect, parse, store).
-    let ingestor = Ingestor::new(db.clone(), spool, Profiles::new(telegaz_profile::builtin()));
+    let mut ingestor = Ingestor::new(db.clone(), spool, Profiles::new(telegaz_profile::builtin()));
+    if let Some(kib) = group_kib {
+        ingestor = ingestor.with_group_bytes(kib.saturating_mul(1024));
+    }
     let started = Instant::now();
     let mut rows = 0;
     let mut problems = Vec::new();
@@ -200,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
 
     let peer_secs = peer(dir.path(), &csv_path, false)?;
     let keyed_secs = peer(dir.path(), &csv_path, true)?;
-    let (our_secs, stored) = ours(dir.path(), &files).await?;
+    let (our_secs, stored) = ours(dir.path(), &files, args.group_kib).await?;
     if stored != total {
         bail!("stored {stored} rows, expected {total}");
     }

@@ -14,7 +14,7 @@ mod worker;
 pub use detect::{
     Attempt, ProfileLoadError, Profiles, SharedProfiles, detect_and_parse, load_profile_dir,
 };
-pub use worker::{DEFAULT_CLAIM_LEASE, IngestError, Ingestor, Outcome};
+pub use worker::{DEFAULT_CLAIM_LEASE, GROUP_BYTES, GROUP_UPLOADS, IngestError, Ingestor, Outcome};
 
 /// Attempts before an upload is marked failed (a crash during parsing counts).
 pub const MAX_ATTEMPTS: u32 = 3;

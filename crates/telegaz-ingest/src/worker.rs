@@ -107,6 +107,7 @@ pub struct Ingestor {
     spool: Spool,
     profiles: SharedProfiles,
     claim_lease: Duration,
+    group_bytes: u64,
 }
 
 impl Ingestor {
@@ -121,6 +122,7 @@ impl Ingestor {
             spool,
             profiles,
             claim_lease: DEFAULT_CLAIM_LEASE,
+            group_bytes: GROUP_BYTES,
         }
     }
 
@@ -128,6 +130,13 @@ impl Ingestor {
     /// the same database) takes the upload up after that if this one died.
     pub fn with_claim_lease(mut self, lease: Duration) -> Self {
         self.claim_lease = lease;
+        self
+    }
+
+    /// How many bytes of uploads at most go in one group (one claim, one
+    /// store transaction); [`GROUP_BYTES`] unless set.
+    pub fn with_group_bytes(mut self, bytes: u64) -> Self {
+        self.group_bytes = bytes;
         self
     }
 
@@ -218,7 +227,7 @@ impl Ingestor {
                 _ => 0,
             };
             if !group.is_empty()
-                && (group.len() >= GROUP_UPLOADS || bytes.saturating_add(size) > GROUP_BYTES)
+                && (group.len() >= GROUP_UPLOADS || bytes.saturating_add(size) > self.group_bytes)
             {
                 return (group, ids.get(i..).unwrap_or(&[]));
             }

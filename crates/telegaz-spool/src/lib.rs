@@ -181,6 +181,7 @@ impl Spool {
             file,
             hasher: Sha256::new(),
             size: 0,
+            in_flight: 0,
             unsure: false,
         })
     }
@@ -324,8 +325,13 @@ pub struct TempFile {
     path: PathBuf,
     file: File,
     hasher: Sha256,
+    /// Bytes handed to the file (and hashed), the last write's included.
     size: u64,
-    /// A failed write could not be undone: the running hash may not describe the file.
+    /// Of those, the bytes of the last write, which a blocking thread may
+    /// still be writing: its outcome is known at the next write or sync.
+    in_flight: u64,
+    /// A failed write could not be undone, or bytes already hashed did not
+    /// reach the file: the running hash may not describe the file.
     unsure: bool,
 }
 
@@ -346,48 +352,69 @@ impl TempFile {
     /// does it too; calling this first lets the caller overlap the wait with
     /// other work (the FTP engine's check that the client is still there).
     pub async fn sync(&mut self) -> Result<()> {
-        self.file
-            .flush()
-            .await
-            .map_err(|e| SpoolError::io(&self.path, e))?;
+        self.wait_in_flight().await?;
         self.file
             .sync_all()
             .await
             .map_err(|e| SpoolError::io(&self.path, e))
     }
 
-    /// Append bytes. On failure (a full disk) the file is cut back to the
-    /// bytes written before, so that what it holds, its size and its hash agree.
+    /// Append bytes. The write goes to a blocking thread and this returns
+    /// once it is handed over, so that the caller reads the next bytes from
+    /// the network while these go to disk; the next call (or [`Self::sync`],
+    /// which [`Spool::commit`] calls) waits for it. On failure (a full disk)
+    /// the file is cut back to the bytes known written, so that what it
+    /// holds and its size agree, and its hash is computed again at commit.
     pub async fn write(&mut self, buf: &[u8]) -> Result<()> {
-        // tokio's `File` hands the bytes to a blocking thread and tells of a
-        // failed write only at the next call: wait for this one (flush), so
-        // that the hash and the size count only bytes that reached the file.
+        self.wait_in_flight().await?;
         let written = match self.injected_disk_full(buf).await {
             Some(e) => Err(e),
-            None => match self.file.write_all(buf).await {
-                Ok(()) => self.file.flush().await,
-                Err(e) => Err(e),
-            },
+            // tokio's `File` copies the bytes and hands them to a blocking
+            // thread (up to 2 MiB at once: the engine writes 64 KiB); a
+            // failure is told by the next operation on the file.
+            None => self.file.write_all(buf).await,
         };
         if let Err(e) = written {
-            // Some of the bytes may have been written: cut them off.
-            let cut = match self.file.set_len(self.size).await {
-                Ok(()) => self
-                    .file
-                    .seek(io::SeekFrom::Start(self.size))
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(cut) = cut {
-                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a spool file back after a failed write; it is hashed again at commit");
-                self.unsure = true;
-            }
+            self.cut_back().await;
             return Err(SpoolError::io(&self.path, e));
         }
         self.hasher.update(buf);
         self.size += buf.len() as u64;
+        self.in_flight = buf.len() as u64;
         Ok(())
+    }
+
+    /// Wait until the last write has reached the file; if it failed, cut
+    /// its bytes off (they are in the running hash: hashed again at commit).
+    async fn wait_in_flight(&mut self) -> Result<()> {
+        let flushed = self.file.flush().await;
+        let in_flight = std::mem::take(&mut self.in_flight);
+        if let Err(e) = flushed {
+            self.size -= in_flight;
+            if in_flight > 0 {
+                self.unsure = true;
+            }
+            self.cut_back().await;
+            return Err(SpoolError::io(&self.path, e));
+        }
+        Ok(())
+    }
+
+    /// Some bytes of a failed write may have landed: cut the file back to
+    /// `size`, or mark it for hashing again at commit.
+    async fn cut_back(&mut self) {
+        let cut = match self.file.set_len(self.size).await {
+            Ok(()) => self
+                .file
+                .seek(io::SeekFrom::Start(self.size))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(cut) = cut {
+            tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a spool file back after a failed write; it is hashed again at commit");
+            self.unsure = true;
+        }
     }
 }
 
@@ -464,6 +491,41 @@ mod tests {
 
     fn sha_of(data: &[u8]) -> Sha256Digest {
         Sha256Digest(Sha256::digest(data).into())
+    }
+
+    /// A temporary file on `/dev/full`: every write fails on the blocking
+    /// thread (ENOSPC), after `write` has returned.
+    async fn on_dev_full() -> TempFile {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .await
+            .unwrap();
+        TempFile {
+            upload_id: 1,
+            path: PathBuf::from("/dev/full"),
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            in_flight: 0,
+            unsure: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_after_it_was_handed_over_is_told_next_and_not_counted() {
+        let mut t = on_dev_full().await;
+        t.write(b"first").await.unwrap();
+        assert_eq!(t.size(), 5, "handed over");
+        let e = t.write(b"second").await.unwrap_err();
+        assert!(e.to_string().contains("/dev/full"), "{e}");
+        assert_eq!(t.size(), 0, "neither write reached the file");
+        assert!(t.unsure, "the running hash holds bytes that did not land");
+        // And the last write of a transfer is told by the sync before 226.
+        let mut t = on_dev_full().await;
+        t.write(b"only").await.unwrap();
+        assert!(t.sync().await.is_err());
+        assert_eq!(t.size(), 0);
     }
 
     #[tokio::test]
