@@ -1,5 +1,6 @@
 //! The background worker and the one-shot processing used by the CLI.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,10 +59,10 @@ struct ParsingGroup {
 }
 
 /// At most this many uploads are claimed and stored in one transaction...
-pub const GROUP_UPLOADS: usize = 64;
+pub const GROUP_UPLOADS: usize = 256;
 /// ... and at most this many bytes of them together (a larger upload is
 /// processed alone; a group is parsed whole before it is stored).
-pub const GROUP_BYTES: u64 = 1 << 20;
+pub const GROUP_BYTES: u64 = 4 << 20;
 
 /// What claiming an upload decided.
 enum Claimed {
@@ -173,7 +174,7 @@ impl Ingestor {
         let mut rest = ids;
         let mut parsing: Option<ParsingGroup> = None;
         while !rest.is_empty() || parsing.is_some() {
-            let (group, tail) = self.next_group(rest).await;
+            let (group, mut known, tail) = self.next_group(rest).await;
             rest = tail;
             let mut alone = Vec::new();
             let mut next = None;
@@ -190,7 +191,8 @@ impl Ingestor {
                             .copied()
                             .collect();
                         if !fresh.is_empty() {
-                            next = Some(self.parse_group(fresh));
+                            known.retain(|k, _| fresh.contains(k));
+                            next = Some(self.parse_group(fresh, known));
                         }
                     }
                     Err(e) => {
@@ -216,30 +218,50 @@ impl Ingestor {
         }
     }
 
-    /// The next group from the front of `ids`, and what is left. An upload
-    /// whose size cannot be read goes into the group: claiming it tells.
-    async fn next_group<'a>(&self, ids: &'a [UploadId]) -> (Vec<UploadId>, &'a [UploadId]) {
+    /// The next group from the front of `ids`, with the upload records read
+    /// for it (in one query), and what is left. An upload whose record
+    /// cannot be read goes into the group: claiming and reading it tells.
+    async fn next_group<'a>(
+        &self,
+        ids: &'a [UploadId],
+    ) -> (
+        Vec<UploadId>,
+        HashMap<UploadId, telegaz_domain::Upload>,
+        &'a [UploadId],
+    ) {
+        let window = ids.get(..ids.len().min(GROUP_UPLOADS)).unwrap_or(ids);
+        let mut known: HashMap<UploadId, telegaz_domain::Upload> = match self
+            .db
+            .uploads_by_id(window)
+            .await
+        {
+            Ok(found) => found.into_iter().map(|u| (u.id, u)).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a group's uploads; each is read on its own");
+                HashMap::new()
+            }
+        };
         let mut group = Vec::new();
         let mut bytes = 0u64;
-        for (i, id) in ids.iter().enumerate() {
-            let size = match self.db.upload(*id).await {
-                Ok(Some(u)) => u.size,
-                _ => 0,
-            };
-            if !group.is_empty()
-                && (group.len() >= GROUP_UPLOADS || bytes.saturating_add(size) > self.group_bytes)
-            {
-                return (group, ids.get(i..).unwrap_or(&[]));
+        for (i, id) in window.iter().enumerate() {
+            let size = known.get(id).map_or(0, |u| u.size);
+            if !group.is_empty() && bytes.saturating_add(size) > self.group_bytes {
+                known.retain(|k, _| group.contains(k));
+                return (group, known, ids.get(i..).unwrap_or(&[]));
             }
             bytes = bytes.saturating_add(size);
             group.push(*id);
         }
-        (group, &[])
+        (group, known, ids.get(window.len()..).unwrap_or(&[]))
     }
 
     /// Read and parse the claimed uploads of a group, one after the other,
     /// in a task of its own.
-    fn parse_group(&self, ids: Vec<UploadId>) -> ParsingGroup {
+    fn parse_group(
+        &self,
+        ids: Vec<UploadId>,
+        mut known: HashMap<UploadId, telegaz_domain::Upload>,
+    ) -> ParsingGroup {
         let me = self.clone();
         let claimed = ids.clone();
         ParsingGroup {
@@ -247,7 +269,11 @@ impl Ingestor {
             task: tokio::spawn(async move {
                 let mut out = Vec::with_capacity(claimed.len());
                 for id in claimed {
-                    out.push(me.read_and_parse(id).await);
+                    let parsed = match known.remove(&id) {
+                        Some(upload) => me.parse_upload(upload).await,
+                        None => me.read_and_parse(id).await,
+                    };
+                    out.push(parsed);
                 }
                 out
             }),
@@ -262,6 +288,7 @@ impl Ingestor {
         group: ParsingGroup,
         each: &mut impl FnMut(UploadId, Result<Outcome, IngestError>),
     ) {
+        let waited = std::time::Instant::now();
         let results = match group.task.await {
             Ok(r) => r,
             Err(e) => {
@@ -285,6 +312,7 @@ impl Ingestor {
             }
         }
         let refs: Vec<_> = files.iter().map(|(id, d, p)| (*id, *d, &**p)).collect();
+        let checked = std::time::Instant::now();
         match refs.as_slice() {
             [] => {}
             [(id, device, p)] => {
@@ -316,6 +344,13 @@ impl Ingestor {
                 }
             },
         }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            uploads = files.len(),
+            parse_wait_ms = ms(checked.duration_since(waited)),
+            store_ms = ms(checked.elapsed()),
+            "ingest group stored"
+        );
     }
 
     /// First stage: claim the upload (counting the attempt), read the
@@ -351,6 +386,13 @@ impl Ingestor {
             }
             .into());
         };
+        self.parse_upload(upload).await
+    }
+
+    /// Read the bytes of a claimed upload whose record is at hand, detect
+    /// and parse.
+    async fn parse_upload(&self, upload: telegaz_domain::Upload) -> Result<Parsed, IngestError> {
+        let id = upload.id;
         let (Some(device), Some(device_id), Some(sha)) =
             (upload.device.clone(), upload.device_id, upload.sha256)
         else {
@@ -498,7 +540,7 @@ impl Ingestor {
     /// Process everything pending, then wait for more, until `shutdown` changes.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         loop {
-            let batch = match self.db.pending_ingest(64).await {
+            let batch = match self.db.pending_ingest(GROUP_UPLOADS as u32).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the ingest queue; retrying");

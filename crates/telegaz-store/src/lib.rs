@@ -328,6 +328,18 @@ pub trait Database: Send + Sync + 'static {
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload>;
     async fn record_recovered(&self, found: &RecoveredUpload) -> Result<UploadId>;
     async fn upload(&self, id: UploadId) -> Result<Option<Upload>>;
+    /// The uploads of `ids` that exist, in one query where the backend can
+    /// (the ingest worker reads a whole group at once; one read per upload
+    /// queued behind a fleet's sessions for a connection).
+    async fn uploads_by_id(&self, ids: &[UploadId]) -> Result<Vec<Upload>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(u) = self.upload(*id).await? {
+                found.push(u);
+            }
+        }
+        Ok(found)
+    }
     async fn list_uploads(&self, filter: &UploadFilter) -> Result<Vec<Upload>>;
     /// Every digest some upload record refers to.
     async fn referenced_digests(&self) -> Result<Vec<Sha256Digest>>;

@@ -35,6 +35,48 @@ pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     pool: SqlitePool,
+    /// The turn to write. SQLite has one writer; a writer that finds the
+    /// lock taken waits in SQLite's busy handler, which sleeps (1, 2, 5 …
+    /// 25 ms) and tries again, so under many concurrent writers (a fleet
+    /// uploading at once) the lock stood idle between sleeps while every
+    /// session waited. Writers of this process take their turn here first,
+    /// first come first served, and then find the lock free.
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where the ordinary writers queue for [`Self::write_turn`]: one at a
+    /// time passes, so that the ingest worker (which goes to the turn
+    /// directly) waits for at most two transactions, not for every session
+    /// of a burst; readings become queryable while a fleet still uploads.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding this process's turn to write (see
+/// [`SqliteDatabase`]); it derefs to the connection, like a transaction.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl SqliteDatabase {
@@ -57,18 +99,40 @@ impl SqliteDatabase {
                 source,
             })?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteDatabase { pool })
+        Ok(SqliteDatabase {
+            pool,
+            write_turn: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
+    /// Take this process's turn to write (before a connection, so that
+    /// writers waiting their turn leave the pool's connections to readers),
+    /// then begin a write transaction.
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
+        let gate = self.write_gate.lock().await;
+        let turn = self.write_turn.clone().lock_owned().await;
+        drop(gate);
+        self.begin_write(turn).await
+    }
+
+    /// [`Self::write_tx`] for the ingest worker, ahead of the queue.
+    async fn ingest_write_tx(&self) -> Result<WriteTx> {
+        let turn = self.write_turn.clone().lock_owned().await;
+        self.begin_write(turn).await
+    }
+
+    async fn begin_write(&self, turn: tokio::sync::OwnedMutexGuard<()>) -> Result<WriteTx> {
+        let tx = self
+            .pool
             .begin_with(BEGIN_WRITE)
             .await
-            .map_err(StoreError::query("starting a write transaction"))
+            .map_err(StoreError::query("starting a write transaction"))?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 }
 
@@ -573,6 +637,27 @@ impl Database for SqliteDatabase {
             .transpose()
     }
 
+    async fn uploads_by_id(&self, ids: &[UploadId]) -> Result<Vec<Upload>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            // Built from constant fragments; every value is bound.
+            let sql = sqlx::AssertSqlSafe(format!("{UPLOAD_SELECT} WHERE u.id IN ({marks})"));
+            let mut q = sqlx::query(sql);
+            for id in chunk {
+                q = q.bind(id.0);
+            }
+            for row in q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::query("reading uploads"))?
+            {
+                found.push(upload_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn list_uploads(&self, filter: &UploadFilter) -> Result<Vec<Upload>> {
         // Only the conditions that are set: `(? IS NULL OR …)` would keep
         // SQLite from using the index by device.
@@ -990,7 +1075,7 @@ impl Database for SqliteDatabase {
         lease: std::time::Duration,
     ) -> Result<Option<u32>> {
         let (now, until) = claim_window(lease)?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.ingest_write_tx().await?;
         let n = crate::sqlite_ingest::attempt(&mut tx, id, &now, &until).await?;
         tx.commit()
             .await
@@ -1004,7 +1089,7 @@ impl Database for SqliteDatabase {
         lease: std::time::Duration,
     ) -> Result<Vec<UploadId>> {
         let (now, until) = claim_window(lease)?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.ingest_write_tx().await?;
         let got = crate::sqlite_ingest::first_attempts(&mut tx, ids, &now, &until).await?;
         tx.commit()
             .await
@@ -1017,7 +1102,7 @@ impl Database for SqliteDatabase {
         files: &[(UploadId, DeviceId, &ParsedFile)],
     ) -> Result<Vec<IngestInfo>> {
         let now = to_text(Timestamp::now());
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.ingest_write_tx().await?;
         let mut infos = Vec::with_capacity(files.len());
         for (id, device, parsed) in files {
             infos.push(
@@ -1036,7 +1121,7 @@ impl Database for SqliteDatabase {
         device: DeviceId,
         parsed: &ParsedFile,
     ) -> Result<IngestInfo> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.ingest_write_tx().await?;
         let info = crate::sqlite_ingest::store_parsed(
             &mut tx,
             id,
@@ -1052,7 +1137,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn finish_ingest(&self, id: UploadId, state: IngestState, reason: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.ingest_write_tx().await?;
         crate::sqlite_ingest::finish(&mut tx, id, state, reason, &to_text(Timestamp::now()))
             .await?;
         tx.commit()
@@ -1420,6 +1505,8 @@ impl SqliteDatabase {
             .original_name
             .was_transcoded()
             .then(|| upload.original_name.raw.clone());
+        // In this process's turn to write, like every write of a session.
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
              status, resumed_from, resume_offset, peer, session, started_at, receiver) \
@@ -1437,10 +1524,55 @@ impl SqliteDatabase {
         .bind(&upload.session)
         .bind(to_text(upload.started_at))
         .bind(receiver)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::query("recording the start of an upload"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing the start of an upload"))?;
         Ok(UploadId(done.last_insert_rowid()))
     }
 }
 // ---- end storebench ----
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Writers of the process wait their turn in order, and the ingest
+    /// worker's next write goes ahead of every writer still at the gate
+    /// (it waits for the transaction running and the one writer past the
+    /// gate, no more).
+    #[tokio::test]
+    async fn writers_take_turns_in_order_and_ingest_goes_ahead_of_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let holder = db.write_tx().await.unwrap();
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
+        let mut tasks = Vec::new();
+        for (name, ingest) in [("a", false), ("b", false), ("c", false), ("ingest", true)] {
+            let (db, order) = (db.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let tx = if ingest {
+                    db.ingest_write_tx().await.unwrap()
+                } else {
+                    db.write_tx().await.unwrap()
+                };
+                order.lock().unwrap().push(name);
+                tx.commit().await.unwrap();
+            }));
+            pause().await;
+        }
+        assert!(order.lock().unwrap().is_empty(), "all wait for the holder");
+        holder.commit().await.unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec!["a", "ingest", "b", "c"]);
+    }
+}

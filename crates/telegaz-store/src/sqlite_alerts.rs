@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, SqlitePool};
 use telegaz_domain::{
     Alert, AlertKind, AlertState, DeviceId, Notification, NotificationEvent, Severity, Timestamp,
 };
@@ -12,7 +12,7 @@ use crate::alerts::{AlertFilter, NewAlert, NewNotification, NotificationSend, Se
 use crate::time::{from_text, to_text};
 use crate::{Result, StoreError};
 
-type Tx = Transaction<'static, Sqlite>;
+type Tx = crate::sqlite::WriteTx;
 
 const ALERT_SELECT: &str = "SELECT a.id, a.key, a.kind, a.severity, a.device_id, d.name AS device_name, \
      a.title, a.detail, a.state, a.opened_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at \

@@ -4,13 +4,13 @@ use std::str::FromStr;
 
 use jiff::civil::Date;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, SqlitePool};
 use telegaz_domain::Timestamp;
 
 use crate::time::{from_text, to_text};
 use crate::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState, Result, StoreError};
 
-type Tx = Transaction<'static, Sqlite>;
+type Tx = crate::sqlite::WriteTx;
 
 const COLUMNS: &str = "name, gas_day, state, attempts, due_at, next_attempt_at, last_attempt_at, \
      sent_at, last_error, created_at";

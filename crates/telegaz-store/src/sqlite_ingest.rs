@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqlitePool};
 use telegaz_domain::{
     ArchiveKind, ArchiveRecord, Check, DeviceId, EventRecord, IngestInfo, IngestState, ParsedFile,
     Quantities, RecordCounts, UploadId,
@@ -12,7 +12,7 @@ use telegaz_domain::{
 use crate::time::to_text;
 use crate::{ReadingFilter, RequeueFilter, Result, StoreError};
 
-type Tx = Transaction<'static, Sqlite>;
+type Tx = crate::sqlite::WriteTx;
 
 fn corrupt(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
