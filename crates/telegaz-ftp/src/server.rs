@@ -78,6 +78,11 @@ const PROXY_HEADER_WAIT: Duration = Duration::from_secs(10);
 /// connection before committing: a killed client closes both at once.
 pub const CLIENT_GONE_GRACE: Duration = Duration::from_millis(100);
 
+/// The largest read of an upload's data connection (the buffer starts at
+/// 64 KiB and grows while reads fill it; tokio hands a file up to 2 MiB at
+/// once to its blocking thread).
+const MAX_READ: usize = 1024 * 1024;
+
 /// Accept connections until `shutdown` is set; then stop listening (new
 /// connections are refused), close idle sessions with `421`, let transfers in
 /// flight finish for `shutdown_grace`, end those still running as partial, and
@@ -1236,6 +1241,9 @@ impl<B: Backend> Session<B> {
             }
         };
 
+        // Small first (a fleet's small files, many at once); doubled each
+        // time a read fills it, up to MAX_READ, so that a big file moves in
+        // fewer, larger writes.
         let mut buf = vec![0u8; 64 * 1024];
         let stall = self.config.stall_timeout;
         loop {
@@ -1303,6 +1311,9 @@ impl<B: Backend> Session<B> {
                         drop(data);
                         self.fs_reply(&e).await?;
                         return Ok(Transfer::Done);
+                    }
+                    if n == buf.len() && buf.len() < MAX_READ {
+                        buf.resize(buf.len() * 2, 0);
                     }
                 }
             }
