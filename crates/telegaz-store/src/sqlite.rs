@@ -47,6 +47,12 @@ pub struct SqliteDatabase {
     /// directly) waits for at most two transactions, not for every session
     /// of a burst; readings become queryable while a fleet still uploads.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Between the two: the end of an upload (its record, the name, the
+    /// ingest queue) passes only this gate, ahead of ordinary writers (the
+    /// start of the next uploads): what is in progress is finished first,
+    /// so its 226 and its readings do not wait for every session that
+    /// began after it.
+    finish_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A write transaction holding this process's turn to write (see
@@ -103,6 +109,7 @@ impl SqliteDatabase {
             pool,
             write_turn: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            finish_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -115,8 +122,17 @@ impl SqliteDatabase {
     /// then begin a write transaction.
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
         let gate = self.write_gate.lock().await;
+        let finishing = self.finish_gate.lock().await;
         let turn = self.write_turn.clone().lock_owned().await;
-        drop(gate);
+        drop((finishing, gate));
+        self.begin_write(turn).await
+    }
+
+    /// [`Self::write_tx`] for the end of an upload, ahead of ordinary writers.
+    async fn finish_write_tx(&self) -> Result<WriteTx> {
+        let finishing = self.finish_gate.lock().await;
+        let turn = self.write_turn.clone().lock_owned().await;
+        drop(finishing);
         self.begin_write(turn).await
     }
 
@@ -514,7 +530,7 @@ impl Database for SqliteDatabase {
     // ---- end storebench ----
 
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.finish_write_tx().await?;
         let row = sqlx::query("SELECT device_id, path FROM uploads WHERE id = ?")
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -1541,10 +1557,10 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    /// Writers of the process wait their turn in order, and the ingest
-    /// worker's next write goes ahead of every writer still at the gate
-    /// (it waits for the transaction running and the one writer past the
-    /// gate, no more).
+    /// Writers of the process wait their turn in order; the ingest worker's
+    /// next write goes ahead of every writer still at a gate (it waits for
+    /// the transaction running and the one writer past the gates, no more),
+    /// and the end of an upload goes ahead of ordinary writers.
     #[tokio::test]
     async fn writers_take_turns_in_order_and_ingest_goes_ahead_of_the_queue() {
         let dir = tempfile::tempdir().unwrap();
@@ -1555,13 +1571,13 @@ mod tests {
         let holder = db.write_tx().await.unwrap();
         let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
         let mut tasks = Vec::new();
-        for (name, ingest) in [("a", false), ("b", false), ("c", false), ("ingest", true)] {
+        for name in ["a", "b", "c", "finish", "ingest"] {
             let (db, order) = (db.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let tx = if ingest {
-                    db.ingest_write_tx().await.unwrap()
-                } else {
-                    db.write_tx().await.unwrap()
+                let tx = match name {
+                    "ingest" => db.ingest_write_tx().await.unwrap(),
+                    "finish" => db.finish_write_tx().await.unwrap(),
+                    _ => db.write_tx().await.unwrap(),
                 };
                 order.lock().unwrap().push(name);
                 tx.commit().await.unwrap();
@@ -1573,6 +1589,9 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec!["a", "ingest", "b", "c"]);
+        assert_eq!(
+            *order.lock().unwrap(),
+            vec!["a", "ingest", "finish", "b", "c"]
+        );
     }
 }
