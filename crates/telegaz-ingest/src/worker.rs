@@ -313,20 +313,13 @@ impl Ingestor {
         }
         let refs: Vec<_> = files.iter().map(|(id, d, p)| (*id, *d, &**p)).collect();
         let checked = std::time::Instant::now();
-        match refs.as_slice() {
-            [] => {}
-            [(id, device, p)] => {
-                let result = match self.db.store_parsed(*id, *device, p).await {
-                    Ok(info) => self.end(*id, Outcome::Parsed(info)).await,
-                    Err(e) => Err(e.into()),
-                };
-                each(*id, result);
-            }
-            _ => match self.db.store_parsed_many(&refs).await {
+        let together = refs.len() > 1
+            && match self.db.store_parsed_many(&refs).await {
                 Ok(infos) => {
                     for ((id, _, _), info) in refs.iter().zip(infos) {
                         each(*id, self.end(*id, Outcome::Parsed(info)).await);
                     }
+                    true
                 }
                 Err(e) => {
                     tracing::debug!(
@@ -334,15 +327,17 @@ impl Ingestor {
                         uploads = refs.len(),
                         "storing a group in one transaction failed; storing each upload alone"
                     );
-                    for (id, device, p) in &refs {
-                        let result = match self.db.store_parsed(*id, *device, p).await {
-                            Ok(info) => self.end(*id, Outcome::Parsed(info)).await,
-                            Err(e) => Err(e.into()),
-                        };
-                        each(*id, result);
-                    }
+                    false
                 }
-            },
+            };
+        if !together {
+            for (id, device, p) in &refs {
+                let result = match self.db.store_parsed(*id, *device, p).await {
+                    Ok(info) => self.end(*id, Outcome::Parsed(info)).await,
+                    Err(e) => Err(e.into()),
+                };
+                each(*id, result);
+            }
         }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         tracing::debug!(
