@@ -173,8 +173,10 @@ impl Ingestor {
     ) {
         let mut rest = ids;
         let mut parsing: Option<ParsingGroup> = None;
+        // Upload records read ahead and not yet grouped.
+        let mut read: HashMap<UploadId, telegaz_domain::Upload> = HashMap::new();
         while !rest.is_empty() || parsing.is_some() {
-            let (group, mut known, tail) = self.next_group(rest).await;
+            let (group, mut known, tail) = self.next_group(rest, &mut read).await;
             rest = tail;
             let mut alone = Vec::new();
             let mut next = None;
@@ -218,39 +220,47 @@ impl Ingestor {
         }
     }
 
-    /// The next group from the front of `ids`, with the upload records read
-    /// for it (in one query), and what is left. An upload whose record
-    /// cannot be read goes into the group: claiming and reading it tells.
+    /// The next group from the front of `ids`, with its upload records, and
+    /// what is left. Records are read for a window of [`GROUP_UPLOADS`] ids
+    /// in one query; those not used by this group stay in `read` for the
+    /// next. An upload whose record cannot be read goes into the group:
+    /// claiming and reading it tells.
     async fn next_group<'a>(
         &self,
         ids: &'a [UploadId],
+        read: &mut HashMap<UploadId, telegaz_domain::Upload>,
     ) -> (
         Vec<UploadId>,
         HashMap<UploadId, telegaz_domain::Upload>,
         &'a [UploadId],
     ) {
         let window = ids.get(..ids.len().min(GROUP_UPLOADS)).unwrap_or(ids);
-        let mut known: HashMap<UploadId, telegaz_domain::Upload> = match self
-            .db
-            .uploads_by_id(window)
-            .await
-        {
-            Ok(found) => found.into_iter().map(|u| (u.id, u)).collect(),
-            Err(e) => {
-                tracing::debug!(error = %e, "reading a group's uploads; each is read on its own");
-                HashMap::new()
+        let missing: Vec<UploadId> = window
+            .iter()
+            .filter(|id| !read.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            match self.db.uploads_by_id(&missing).await {
+                Ok(found) => read.extend(found.into_iter().map(|u| (u.id, u))),
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading a group's uploads; each is read on its own");
+                }
             }
-        };
+        }
         let mut group = Vec::new();
+        let mut known = HashMap::new();
         let mut bytes = 0u64;
         for (i, id) in window.iter().enumerate() {
-            let size = known.get(id).map_or(0, |u| u.size);
+            let size = read.get(id).map_or(0, |u| u.size);
             if !group.is_empty() && bytes.saturating_add(size) > self.group_bytes {
-                known.retain(|k, _| group.contains(k));
                 return (group, known, ids.get(i..).unwrap_or(&[]));
             }
             bytes = bytes.saturating_add(size);
             group.push(*id);
+            if let Some(u) = read.remove(id) {
+                known.insert(*id, u);
+            }
         }
         (group, known, ids.get(window.len()..).unwrap_or(&[]))
     }
