@@ -23,6 +23,7 @@ mod records;
 mod sqlite;
 mod sqlite_alerts;
 mod sqlite_delivery;
+mod sqlite_group;
 mod sqlite_ingest;
 mod sqlite_web;
 mod time;
@@ -91,6 +92,12 @@ pub enum StoreError {
         "upload #{0} is no longer waiting for ingest: another worker finished it first; nothing was changed"
     )]
     NotPending(i64),
+    /// The task that commits session writes is gone (its runtime shut
+    /// down) without an answer: the write may or may not have been done.
+    #[error(
+        "the database writer stopped before it answered; the server is shutting down, or restart it"
+    )]
+    WriterStopped,
 }
 
 /// An ingest outcome was written only if the upload still waited
@@ -110,7 +117,7 @@ impl StoreError {
     /// The receiver keeps accepting uploads through such failures.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Open { .. } => true,
+            StoreError::Open { .. } | StoreError::WriterStopped => true,
             StoreError::Query { source, .. } => unavailable_source(source),
             _ => false,
         }

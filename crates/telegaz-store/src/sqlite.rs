@@ -53,6 +53,8 @@ pub struct SqliteDatabase {
     /// so its 226 and its readings do not wait for every session that
     /// began after it.
     finish_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The committer of session writes (see [`crate::sqlite_group`]).
+    group: std::sync::Arc<crate::sqlite_group::Group>,
 }
 
 /// A write transaction holding this process's turn to write (see
@@ -110,7 +112,22 @@ impl SqliteDatabase {
             write_turn: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             finish_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            group: std::sync::Arc::default(),
         })
+    }
+
+    pub(crate) fn group(&self) -> &std::sync::Arc<crate::sqlite_group::Group> {
+        &self.group
+    }
+
+    /// This database without its committer of session writes: the
+    /// committer's own handle (were it to hold its mailbox, it would never
+    /// see the last handle go).
+    pub(crate) fn detached(&self) -> SqliteDatabase {
+        SqliteDatabase {
+            group: std::sync::Arc::default(),
+            ..self.clone()
+        }
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -129,7 +146,7 @@ impl SqliteDatabase {
     }
 
     /// [`Self::write_tx`] for the end of an upload, ahead of ordinary writers.
-    async fn finish_write_tx(&self) -> Result<WriteTx> {
+    pub(crate) async fn finish_write_tx(&self) -> Result<WriteTx> {
         let finishing = self.finish_gate.lock().await;
         let turn = self.write_turn.clone().lock_owned().await;
         drop(finishing);
@@ -530,76 +547,12 @@ impl Database for SqliteDatabase {
     // ---- end storebench ----
 
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload> {
-        let mut tx = self.finish_write_tx().await?;
-        let row = sqlx::query("SELECT device_id, path FROM uploads WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::query("reading an upload"))?
-            .ok_or_else(|| not_found(format!("upload #{id}")))?;
-        let device: Option<i64> = row
-            .try_get(0)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let path: String = row
-            .try_get(1)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let sha = finish.sha256.to_hex();
-        let duplicate_of = if finish.status == UploadStatus::Complete {
-            sqlx::query(
-                "SELECT id FROM uploads WHERE device_id IS ? AND sha256 = ? AND id <> ? \
-                 AND status IN ('complete', 'recovered') ORDER BY id LIMIT 1",
-            )
-            .bind(device)
-            .bind(&sha)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::query("looking for an earlier identical upload"))?
-            .map(|r| r.try_get::<i64, _>(0).map(UploadId))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-        } else {
-            None
-        };
-        let finished = to_text(finish.finished_at);
-        sqlx::query(
-            "UPDATE uploads SET status = ?, size = ?, sha256 = ?, reason = ?, received_at = ?, \
-             duplicate_of = ? WHERE id = ?",
-        )
-        .bind(finish.status.as_str())
-        .bind(size_i64(finish.size)?)
-        .bind(&sha)
-        .bind(&finish.reason)
-        .bind(&finished)
-        .bind(duplicate_of.map(|u| u.0))
-        .bind(id.0)
-        .execute(&mut *tx)
+        self.session_write(|reply| crate::sqlite_group::Job::Finish {
+            id,
+            finish: finish.clone(),
+            reply,
+        })
         .await
-        .map_err(StoreError::query("recording the end of an upload"))?;
-        if let (Some(device), Some((parent, name))) = (device, split_path(&path)) {
-            let device = DeviceId(device);
-            ensure_parents(&mut tx, device, &path, &finished).await?;
-            sqlx::query(
-                "INSERT INTO device_files (device_id, parent, name, upload_id, updated_at) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (device_id, parent, name) DO UPDATE SET upload_id = excluded.upload_id, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(device.0)
-            .bind(parent)
-            .bind(name)
-            .bind(id.0)
-            .bind(&finished)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("showing an upload in the device's directory"))?;
-        }
-        if finish.status == UploadStatus::Complete && device.is_some() {
-            crate::sqlite_ingest::enqueue(&mut tx, id, &finished).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(StoreError::query("committing the end of an upload"))?;
-        Ok(FinishedUpload { duplicate_of })
     }
 
     async fn record_recovered(&self, found: &RecoveredUpload) -> Result<UploadId> {
@@ -1517,39 +1470,124 @@ fn ns_file_from_row(r: &SqliteRow, path: String) -> Result<NsFile> {
 impl SqliteDatabase {
     /// `begin_upload` and `begin_upload_by`: `receiver` NULL or its id.
     async fn insert_upload(&self, upload: &NewUpload, receiver: Option<&str>) -> Result<UploadId> {
-        let raw = upload
-            .original_name
-            .was_transcoded()
-            .then(|| upload.original_name.raw.clone());
-        // In this process's turn to write, like every write of a session.
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
-             status, resumed_from, resume_offset, peer, session, started_at, receiver) \
-             VALUES (?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(upload.device_id.0)
-        .bind(&upload.original_name.display)
-        .bind(raw)
-        .bind(&upload.path)
-        .bind(&upload.path)
-        .bind(upload.mode.as_str())
-        .bind(upload.resumed_from.map(|u| u.0))
-        .bind(size_i64(upload.offset)?)
-        .bind(&upload.peer)
-        .bind(&upload.session)
-        .bind(to_text(upload.started_at))
-        .bind(receiver)
-        .execute(&mut *tx)
+        self.session_write(|reply| crate::sqlite_group::Job::Begin {
+            upload: upload.clone(),
+            receiver: receiver.map(str::to_owned),
+            reply,
+        })
         .await
-        .map_err(StoreError::query("recording the start of an upload"))?;
-        tx.commit()
-            .await
-            .map_err(StoreError::query("committing the start of an upload"))?;
-        Ok(UploadId(done.last_insert_rowid()))
     }
 }
 // ---- end storebench ----
+
+/// The start of an upload (`receiver` NULL or its id), inside the caller's
+/// write transaction.
+pub(crate) async fn insert_upload_in(
+    tx: &mut sqlx::SqliteConnection,
+    upload: &NewUpload,
+    receiver: Option<&str>,
+) -> Result<UploadId> {
+    let raw = upload
+        .original_name
+        .was_transcoded()
+        .then(|| upload.original_name.raw.clone());
+    let done = sqlx::query(
+        "INSERT INTO uploads (device_id, original_name, original_name_raw, path, final_path, mode, \
+         status, resumed_from, resume_offset, peer, session, started_at, receiver) \
+         VALUES (?, ?, ?, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(upload.device_id.0)
+    .bind(&upload.original_name.display)
+    .bind(raw)
+    .bind(&upload.path)
+    .bind(&upload.path)
+    .bind(upload.mode.as_str())
+    .bind(upload.resumed_from.map(|u| u.0))
+    .bind(size_i64(upload.offset)?)
+    .bind(&upload.peer)
+    .bind(&upload.session)
+    .bind(to_text(upload.started_at))
+    .bind(receiver)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("recording the start of an upload"))?;
+    Ok(UploadId(done.last_insert_rowid()))
+}
+
+/// The end of an upload (its record, its name in the device's directory,
+/// its place in the ingest queue), inside the caller's write transaction.
+pub(crate) async fn finish_upload_in(
+    tx: &mut sqlx::SqliteConnection,
+    id: UploadId,
+    finish: &UploadFinish,
+) -> Result<FinishedUpload> {
+    let row = sqlx::query("SELECT device_id, path FROM uploads WHERE id = ?")
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::query("reading an upload"))?
+        .ok_or_else(|| not_found(format!("upload #{id}")))?;
+    let device: Option<i64> = row
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let path: String = row
+        .try_get(1)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let sha = finish.sha256.to_hex();
+    let duplicate_of = if finish.status == UploadStatus::Complete {
+        sqlx::query(
+            "SELECT id FROM uploads WHERE device_id IS ? AND sha256 = ? AND id <> ? \
+             AND status IN ('complete', 'recovered') ORDER BY id LIMIT 1",
+        )
+        .bind(device)
+        .bind(&sha)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::query("looking for an earlier identical upload"))?
+        .map(|r| r.try_get::<i64, _>(0).map(UploadId))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+    } else {
+        None
+    };
+    let finished = to_text(finish.finished_at);
+    sqlx::query(
+        "UPDATE uploads SET status = ?, size = ?, sha256 = ?, reason = ?, received_at = ?, \
+         duplicate_of = ? WHERE id = ?",
+    )
+    .bind(finish.status.as_str())
+    .bind(size_i64(finish.size)?)
+    .bind(&sha)
+    .bind(&finish.reason)
+    .bind(&finished)
+    .bind(duplicate_of.map(|u| u.0))
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::query("recording the end of an upload"))?;
+    if let (Some(device), Some((parent, name))) = (device, split_path(&path)) {
+        let device = DeviceId(device);
+        ensure_parents(tx, device, &path, &finished).await?;
+        sqlx::query(
+            "INSERT INTO device_files (device_id, parent, name, upload_id, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (device_id, parent, name) DO UPDATE SET upload_id = excluded.upload_id, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(device.0)
+        .bind(parent)
+        .bind(name)
+        .bind(id.0)
+        .bind(&finished)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("showing an upload in the device's directory"))?;
+    }
+    if finish.status == UploadStatus::Complete && device.is_some() {
+        crate::sqlite_ingest::enqueue(tx, id, &finished).await?;
+    }
+    Ok(FinishedUpload { duplicate_of })
+}
 
 #[cfg(test)]
 mod tests {
@@ -1593,5 +1631,141 @@ mod tests {
             *order.lock().unwrap(),
             vec!["a", "ingest", "finish", "b", "c"]
         );
+    }
+
+    async fn open_with_device(dir: &tempfile::TempDir) -> (SqliteDatabase, DeviceId) {
+        let db = SqliteDatabase::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .unwrap();
+        let name = DeviceName::parse("unit-1").unwrap();
+        let device = db
+            .create_device(NewDevice {
+                name: name.clone(),
+                login: name,
+                password_hash: "$argon2id$x".into(),
+                allowed_networks: vec![],
+            })
+            .await
+            .unwrap();
+        (db, device.id)
+    }
+
+    fn new_upload(device: DeviceId, n: usize) -> NewUpload {
+        NewUpload {
+            device_id: device,
+            original_name: telegaz_domain::FileName::utf8(&format!("f{n}.txt")),
+            path: format!("/f{n}.txt"),
+            mode: UploadMode::Store,
+            resumed_from: None,
+            offset: 0,
+            peer: None,
+            session: Some(format!("s{n}")),
+            started_at: Timestamp::now(),
+        }
+    }
+
+    fn complete(n: usize) -> UploadFinish {
+        UploadFinish {
+            status: UploadStatus::Complete,
+            size: 10,
+            sha256: Sha256Digest([u8::try_from(n % 256).unwrap(); 32]),
+            reason: None,
+            finished_at: Timestamp::now(),
+        }
+    }
+
+    /// The starts and ends of uploads that wait for the turn to write are
+    /// committed in one transaction; one refused write in a group costs the
+    /// others nothing (each is done again alone) and gets its own answer.
+    #[tokio::test]
+    async fn session_writes_waiting_for_the_turn_are_committed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, device) = open_with_device(&dir).await;
+        let holder = db.write_tx().await.unwrap();
+        let begins: Vec<_> = (0..40)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move { db.begin_upload(&new_upload(device, n)).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(db.group().counts(), (0, 0), "nothing before the turn");
+        holder.rollback().await.unwrap();
+        let mut ids = Vec::new();
+        for b in begins {
+            ids.push(b.await.unwrap().unwrap());
+        }
+        assert_eq!(db.group().counts(), (1, 40), "forty starts, one commit");
+        let mut distinct = ids.clone();
+        distinct.sort_by_key(|id| id.0);
+        distinct.dedup();
+        assert_eq!(distinct.len(), 40);
+        for id in &ids {
+            let u = db.upload(*id).await.unwrap().unwrap();
+            assert_eq!(u.status, UploadStatus::Receiving);
+        }
+
+        // Ten ends and one end of an upload that does not exist.
+        let holder = db.write_tx().await.unwrap();
+        let mut ends = Vec::new();
+        for (n, id) in ids.iter().copied().enumerate().take(10) {
+            let db = db.clone();
+            ends.push(tokio::spawn(async move {
+                db.finish_upload(id, &complete(n)).await
+            }));
+        }
+        let missing = {
+            let db = db.clone();
+            tokio::spawn(async move { db.finish_upload(UploadId(999_999), &complete(0)).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        holder.rollback().await.unwrap();
+        for e in ends {
+            assert_eq!(e.await.unwrap().unwrap().duplicate_of, None);
+        }
+        assert!(matches!(
+            missing.await.unwrap(),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(
+            db.group().counts(),
+            (11, 50),
+            "the failed group's ten ends were committed one by one"
+        );
+        for (n, id) in ids.iter().enumerate() {
+            let u = db.upload(*id).await.unwrap().unwrap();
+            let want = if n < 10 {
+                UploadStatus::Complete
+            } else {
+                UploadStatus::Receiving
+            };
+            assert_eq!(u.status, want, "upload {n}");
+        }
+    }
+
+    /// The committer runs on the runtime that first needed it; when that
+    /// runtime is gone, the next write starts another on its own runtime.
+    #[test]
+    fn session_writes_go_on_after_the_committer_runtime_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (db, device) = first.block_on(open_with_device(&dir));
+        let a = first
+            .block_on(db.begin_upload(&new_upload(device, 1)))
+            .unwrap();
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let b = second
+            .block_on(db.begin_upload(&new_upload(device, 2)))
+            .unwrap();
+        let done = second.block_on(db.finish_upload(a, &complete(1))).unwrap();
+        assert_eq!(done.duplicate_of, None);
+        assert!(b.0 > a.0);
     }
 }

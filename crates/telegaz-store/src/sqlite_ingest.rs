@@ -49,7 +49,11 @@ pub(crate) fn ingest_from_row(row: &SqliteRow) -> Result<Option<IngestInfo>> {
 }
 
 /// Queue an upload (again): its earlier outcome is cleared, its records stay.
-pub(crate) async fn enqueue(tx: &mut Tx, id: UploadId, now: &str) -> Result<()> {
+pub(crate) async fn enqueue(
+    tx: &mut sqlx::SqliteConnection,
+    id: UploadId,
+    now: &str,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO ingest (upload_id, state, queued_at) VALUES (?, 'pending', ?) \
          ON CONFLICT (upload_id) DO UPDATE SET state = 'pending', attempts = 0, format = NULL, \
@@ -59,7 +63,7 @@ pub(crate) async fn enqueue(tx: &mut Tx, id: UploadId, now: &str) -> Result<()> 
     )
     .bind(id.0)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::query("queueing an upload for ingest"))?;
     Ok(())
