@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use telegaz_domain::{IngestInfo, IngestState, UploadId};
 use telegaz_spool::Spool;
-use telegaz_store::Database;
+use telegaz_store::{Database, PreparedFile};
 use tokio::io::AsyncReadExt;
 
 use crate::MAX_ATTEMPTS;
@@ -76,11 +76,9 @@ enum Claimed {
 enum Parsed {
     /// Nothing to store: the outcome is known.
     Done(UploadId, Outcome),
-    File(
-        UploadId,
-        telegaz_domain::DeviceId,
-        Box<telegaz_domain::ParsedFile>,
-    ),
+    /// Parsed, its records encoded for storage in the parsing task (off
+    /// the database writer's path).
+    File(UploadId, telegaz_domain::DeviceId, Box<PreparedFile>),
 }
 
 /// How one upload ended.
@@ -342,9 +340,9 @@ impl Ingestor {
             };
         if !together {
             for (id, device, p) in &refs {
-                let result = match self.db.store_parsed(*id, *device, p).await {
+                let result = match self.store_one(*id, *device, p).await {
                     Ok(info) => self.end(*id, Outcome::Parsed(info)).await,
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(e),
                 };
                 each(*id, result);
             }
@@ -421,20 +419,28 @@ impl Ingestor {
             .to_owned();
         let profiles = self.profiles.current();
         let parsed = tokio::task::spawn_blocking(move || {
-            detect_and_parse(&bytes, &file_name, &device, &profiles)
+            let p = match detect_and_parse(&bytes, &file_name, &device, &profiles) {
+                Ok(p) => p,
+                Err(unrecognised) => {
+                    return Parsed::Done(id, Outcome::Quarantined(unrecognised.reason));
+                }
+            };
+            if p.records.is_empty() && p.events.is_empty() {
+                let reason = format!("recognised as {} but it holds no records", p.format);
+                return Parsed::Done(id, Outcome::Quarantined(reason));
+            }
+            match PreparedFile::new(p) {
+                Ok(p) => Parsed::File(id, device_id, Box::new(p)),
+                Err(e) => Parsed::Done(
+                    id,
+                    Outcome::Failed(format!("its records cannot be encoded for storage: {e}")),
+                ),
+            }
         })
         .await;
         Ok(match parsed {
             Err(join) => Parsed::Done(id, Outcome::Failed(format!("the parser failed: {join}"))),
-            Ok(Err(unrecognised)) => Parsed::Done(id, Outcome::Quarantined(unrecognised.reason)),
-            Ok(Ok(p)) if p.records.is_empty() && p.events.is_empty() => Parsed::Done(
-                id,
-                Outcome::Quarantined(format!(
-                    "recognised as {} but it holds no records",
-                    p.format
-                )),
-            ),
-            Ok(Ok(p)) => Parsed::File(id, device_id, Box::new(p)),
+            Ok(p) => p,
         })
     }
 
@@ -444,7 +450,7 @@ impl Ingestor {
             Parsed::Done(id, outcome) => self.end(id, outcome).await,
             Parsed::File(id, device_id, mut p) => {
                 self.cross_check(id, device_id, &mut p).await?;
-                let info = self.db.store_parsed(id, device_id, &p).await?;
+                let info = self.store_one(id, device_id, &p).await?;
                 self.end(id, Outcome::Parsed(info)).await
             }
         }
@@ -457,8 +463,9 @@ impl Ingestor {
         &self,
         id: UploadId,
         device: telegaz_domain::DeviceId,
-        parsed: &mut telegaz_domain::ParsedFile,
+        prepared: &mut PreparedFile,
     ) -> Result<(), IngestError> {
+        let parsed = prepared.parsed();
         if parsed.meta.serial.is_none() && parsed.meta.model.is_none() {
             return Ok(());
         }
@@ -491,17 +498,35 @@ impl Ingestor {
                 seen(|i| i.model.as_ref()),
             ),
         ];
+        let mut warnings = Vec::new();
         for (what, now, before) in checks {
             if let (Some(now), Some((upload, before))) = (now, before)
                 && *now != before
             {
-                parsed.warnings.push(format!(
+                warnings.push(format!(
                     "{what} {now} differs from {before} in upload #{}: is this unit reading another corrector?",
                     upload.0
                 ));
             }
         }
+        for w in warnings {
+            prepared.warn(w);
+        }
         Ok(())
+    }
+
+    /// Store one file in a transaction of its own.
+    async fn store_one(
+        &self,
+        id: UploadId,
+        device: telegaz_domain::DeviceId,
+        prepared: &PreparedFile,
+    ) -> Result<IngestInfo, IngestError> {
+        self.db
+            .store_parsed_many(&[(id, device, prepared)])
+            .await?
+            .pop()
+            .ok_or_else(|| IngestError::Worker(format!("upload #{}: nothing was stored", id.0)))
     }
 
     async fn end(&self, id: UploadId, outcome: Outcome) -> Result<Outcome, IngestError> {

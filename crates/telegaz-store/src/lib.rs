@@ -5,6 +5,7 @@
 
 mod alerts;
 mod delivery;
+mod encoded;
 mod health;
 pub mod migrate;
 mod path;
@@ -43,6 +44,7 @@ pub use alerts::{
     AlertFilter, NOTIFICATION_LEASE, NewAlert, NewNotification, NotificationSend, SendOutcome,
 };
 pub use delivery::{DeliveryFilter, DeliveryOutcome, DeliveryRecord, DeliveryState};
+pub use encoded::PreparedFile;
 pub use health::DbHealth;
 pub use path::{join_path, split_path};
 pub use postgres::PgDatabase;
@@ -420,7 +422,7 @@ pub trait Database: Send + Sync + 'static {
     /// commit, one fsync): all are stored, or none (the first error).
     async fn store_parsed_many(
         &self,
-        files: &[(UploadId, DeviceId, &ParsedFile)],
+        files: &[(UploadId, DeviceId, &PreparedFile)],
     ) -> Result<Vec<IngestInfo>>;
     /// End an upload's ingest without records (quarantined or failed);
     /// [`StoreError::NotPending`] when it is no longer waiting for ingest.

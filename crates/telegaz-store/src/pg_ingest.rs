@@ -236,55 +236,23 @@ pub(crate) async fn finish_ingest(
     crate::still_pending(done.rows_affected(), id)
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))
-}
+use crate::encoded::{Encoded, json};
 
 fn record_no(n: Option<u64>) -> i64 {
     n.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1)
 }
 
-/// One record, encoded for its row. The JSON texts come from one serializer,
-/// so that equal values have equal texts (and equal JSONB).
-struct Encoded {
-    kind: &'static str,
-    local: jiff::civil::DateTime,
-    record_no: i64,
-    utc_offset: Option<i32>,
-    quantities: String,
-    status: String,
-    event_code: Option<i32>,
-    checked: String,
-    line: i32,
-}
-
 type Key = (&'static str, jiff::civil::DateTime, i64);
 
-impl Encoded {
-    fn new(r: &ArchiveRecord) -> Result<Self> {
-        Ok(Encoded {
-            kind: r.kind.as_str(),
-            local: r.local_time,
-            record_no: record_no(r.record_no),
-            utc_offset: r.utc_offset_seconds,
-            quantities: json(&r.quantities)?,
-            status: json(&r.status)?,
-            event_code: r.event_code.map(i32::from),
-            checked: json(&r.check)?,
-            line: i32::try_from(r.line).unwrap_or(i32::MAX),
-        })
-    }
+fn key(e: &Encoded) -> Key {
+    (e.kind, e.local, e.record_no)
+}
 
-    fn key(&self) -> Key {
-        (self.kind, self.local, self.record_no)
-    }
-
-    fn same_values(&self, other: &Encoded) -> bool {
-        self.quantities == other.quantities
-            && self.status == other.status
-            && self.event_code == other.event_code
-            && self.checked == other.checked
-    }
+fn same_values(e: &Encoded, other: &Encoded) -> bool {
+    e.quantities == other.quantities
+        && e.status == other.status
+        && e.event_code == other.event_code
+        && e.checked == other.checked
 }
 
 /// Column arrays of a set of readings, for `UNNEST`.
@@ -353,7 +321,8 @@ pub(crate) async fn store_parsed(
     device: DeviceId,
     parsed: &ParsedFile,
 ) -> Result<IngestInfo> {
-    store_parsed_many(db, &[(id, device, parsed)])
+    let prepared = crate::PreparedFile::new(parsed.clone())?;
+    store_parsed_many(db, &[(id, device, &prepared)])
         .await?
         .pop()
         .ok_or_else(|| StoreError::Corrupt(format!("upload #{}: nothing was stored", id.0)))
@@ -364,7 +333,7 @@ pub(crate) async fn store_parsed(
 /// workers storing files of the same devices cannot deadlock.
 pub(crate) async fn store_parsed_many(
     db: &PgDatabase,
-    files: &[(UploadId, DeviceId, &ParsedFile)],
+    files: &[(UploadId, DeviceId, &crate::PreparedFile)],
 ) -> Result<Vec<IngestInfo>> {
     ensure_partitions(db).await?;
     let now = PgTime(Timestamp::now());
@@ -395,27 +364,19 @@ async fn store_one(
     tx: &mut PgConnection,
     id: UploadId,
     device: DeviceId,
-    parsed: &ParsedFile,
+    prepared: &crate::PreparedFile,
     now: PgTime,
 ) -> Result<IngestInfo> {
+    let parsed = prepared.parsed();
     let mut counts = RecordCounts {
         total: parsed.records.len() as u64,
         ..RecordCounts::default()
     };
-    let encoded = parsed
-        .records
-        .iter()
-        .map(Encoded::new)
-        .collect::<Result<Vec<_>>>()?;
     // A key repeated inside the file is compared with its first occurrence.
-    let (mut unique, mut conflicts) = crate::records::first_of_each_key(
-        &encoded,
-        Encoded::key,
-        Encoded::same_values,
-        &mut counts,
-    );
+    let (mut unique, mut conflicts) =
+        crate::records::first_of_each_key(prepared.rows(), key, same_values, &mut counts);
     // Key order: concurrent writers meet the same keys in the same order.
-    unique.sort_by_key(|e| e.key());
+    unique.sort_by_key(|e| key(e));
 
     for chunk in unique.chunks(BATCH) {
         let sql = sqlx::AssertSqlSafe(format!(
@@ -538,7 +499,7 @@ async fn store_conflicts(
     let once: Vec<&Encoded> = conflicts
         .iter()
         .copied()
-        .filter(|e| seen.insert((e.key(), &e.quantities, &e.status, &e.checked)))
+        .filter(|e| seen.insert((key(e), &e.quantities, &e.status, &e.checked)))
         .collect();
     for chunk in once.chunks(BATCH) {
         let sql = sqlx::AssertSqlSafe(format!(

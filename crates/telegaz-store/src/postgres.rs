@@ -215,7 +215,7 @@ impl Database for PgDatabase {
 
     async fn store_parsed_many(
         &self,
-        files: &[(UploadId, DeviceId, &ParsedFile)],
+        files: &[(UploadId, DeviceId, &crate::PreparedFile)],
     ) -> Result<Vec<IngestInfo>> {
         crate::pg_core::store_parsed_many(self, files).await
     }

@@ -1068,7 +1068,7 @@ impl Database for SqliteDatabase {
 
     async fn store_parsed_many(
         &self,
-        files: &[(UploadId, DeviceId, &ParsedFile)],
+        files: &[(UploadId, DeviceId, &crate::PreparedFile)],
     ) -> Result<Vec<IngestInfo>> {
         let now = to_text(Timestamp::now());
         let mut tx = self.ingest_write_tx().await?;
@@ -1090,12 +1090,14 @@ impl Database for SqliteDatabase {
         device: DeviceId,
         parsed: &ParsedFile,
     ) -> Result<IngestInfo> {
+        // Encoded before the turn to write: others may write meanwhile.
+        let prepared = crate::PreparedFile::new(parsed.clone())?;
         let mut tx = self.ingest_write_tx().await?;
         let info = crate::sqlite_ingest::store_parsed(
             &mut tx,
             id,
             device,
-            parsed,
+            &prepared,
             &to_text(Timestamp::now()),
         )
         .await?;

@@ -5,8 +5,8 @@ use std::str::FromStr;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool};
 use telegaz_domain::{
-    ArchiveKind, ArchiveRecord, Check, DeviceId, EventRecord, IngestInfo, IngestState, ParsedFile,
-    Quantities, RecordCounts, UploadId,
+    ArchiveKind, ArchiveRecord, Check, DeviceId, EventRecord, IngestInfo, IngestState, Quantities,
+    RecordCounts, UploadId,
 };
 
 use crate::time::to_text;
@@ -181,64 +181,20 @@ pub(crate) async fn finish(
     crate::still_pending(done.rows_affected(), id)
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))
+use crate::PreparedFile;
+pub(crate) use crate::encoded::local_text;
+use crate::encoded::{Encoded, json};
+
+/// A reading's key as SQLite stores it.
+fn key(e: &Encoded) -> (&'static str, &str, i64) {
+    (e.kind, &e.local_text, e.record_no)
 }
 
-/// `2026-01-14T11:00:00`: fixed width, so that text order is time order.
-pub(crate) fn local_text(t: jiff::civil::DateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// One record, encoded for its row.
-struct Encoded {
-    kind: &'static str,
-    local: String,
-    record_no: i64,
-    utc_offset: Option<i32>,
-    quantities: String,
-    status: String,
-    event_code: Option<i64>,
-    checked: String,
-    line: i64,
-}
-
-impl Encoded {
-    fn new(r: &ArchiveRecord) -> Result<Self> {
-        Ok(Encoded {
-            kind: r.kind.as_str(),
-            local: local_text(r.local_time),
-            record_no: r
-                .record_no
-                .and_then(|n| i64::try_from(n).ok())
-                .unwrap_or(-1),
-            utc_offset: r.utc_offset_seconds,
-            quantities: json(&r.quantities)?,
-            status: json(&r.status)?,
-            event_code: r.event_code.map(i64::from),
-            checked: json(&r.check)?,
-            line: i64::from(r.line),
-        })
-    }
-
-    fn key(&self) -> (&'static str, &str, i64) {
-        (self.kind, &self.local, self.record_no)
-    }
-
-    fn same_values(&self, other: &Stored) -> bool {
-        self.quantities == other.quantities
-            && self.status == other.status
-            && self.event_code == other.event_code
-            && self.checked == other.checked
-    }
+fn same_values(e: &Encoded, other: &Stored) -> bool {
+    e.quantities == other.quantities
+        && e.status == other.status
+        && e.event_code.map(i64::from) == other.event_code
+        && e.checked == other.checked
 }
 
 /// The values of a stored row, for comparison.
@@ -254,7 +210,7 @@ impl From<&Encoded> for Stored {
         Stored {
             quantities: e.quantities.clone(),
             status: e.status.clone(),
-            event_code: e.event_code,
+            event_code: e.event_code.map(i64::from),
             checked: e.checked.clone(),
         }
     }
@@ -269,7 +225,7 @@ fn bind_row<'q>(
 ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
     q.bind(device.0)
         .bind(e.kind)
-        .bind(&e.local)
+        .bind(&e.local_text)
         .bind(e.record_no)
         .bind(e.utc_offset)
         .bind(&e.quantities)
@@ -297,23 +253,19 @@ pub(crate) async fn store_parsed(
     tx: &mut Tx,
     id: UploadId,
     device: DeviceId,
-    parsed: &ParsedFile,
+    prepared: &PreparedFile,
     now: &str,
 ) -> Result<IngestInfo> {
+    let parsed = prepared.parsed();
     let mut counts = RecordCounts {
         total: parsed.records.len() as u64,
         ..RecordCounts::default()
     };
-    let encoded = parsed
-        .records
-        .iter()
-        .map(Encoded::new)
-        .collect::<Result<Vec<_>>>()?;
     // A key repeated inside the file is compared with its first occurrence.
     let (unique, mut conflicts) = crate::records::first_of_each_key(
-        &encoded,
-        Encoded::key,
-        |a, b| a.same_values(&Stored::from(b)),
+        prepared.rows(),
+        key,
+        |a, b| same_values(a, &Stored::from(b)),
         &mut counts,
     );
     for chunk in unique.chunks(SPAN) {
@@ -322,8 +274,8 @@ pub(crate) async fn store_parsed(
             .iter()
             .fold((None::<&str>, None::<&str>), |(lo, hi), e| {
                 (
-                    Some(lo.map_or(e.local.as_str(), |l| l.min(e.local.as_str()))),
-                    Some(hi.map_or(e.local.as_str(), |h| h.max(e.local.as_str()))),
+                    Some(lo.map_or(e.local_text.as_str(), |l| l.min(e.local_text.as_str()))),
+                    Some(hi.map_or(e.local_text.as_str(), |h| h.max(e.local_text.as_str()))),
                 )
             });
         let stored = sqlx::query(
@@ -358,9 +310,9 @@ pub(crate) async fn store_parsed(
                 fresh.push(e);
                 continue;
             }
-            match by_key.get(&(e.kind.to_owned(), e.local.clone(), e.record_no)) {
+            match by_key.get(&(e.kind.to_owned(), e.local_text.clone(), e.record_no)) {
                 None => fresh.push(e),
-                Some(v) if e.same_values(v) => counts.duplicate += 1,
+                Some(v) if same_values(e, v) => counts.duplicate += 1,
                 Some(_) => {
                     counts.conflicting += 1;
                     conflicts.push(e);
@@ -410,7 +362,7 @@ pub(crate) async fn store_parsed(
             .bind(now)
             .bind(device.0)
             .bind(e.kind)
-            .bind(&e.local)
+            .bind(&e.local_text)
             .bind(e.record_no)
             .bind(&e.quantities)
             .bind(&e.status)

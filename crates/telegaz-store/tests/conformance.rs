@@ -1372,9 +1372,10 @@ async fn groups_claim_only_untried_uploads_and_store_all_or_nothing(db: &dyn Dat
     db.finish_ingest(c, IngestState::Failed, "finished elsewhere")
         .await
         .unwrap();
-    let fa = parsed(vec![reading(1, "1"), reading(2, "2")]);
-    let fb = parsed(vec![reading(1, "5")]);
-    let fc = parsed(vec![reading(3, "3")]);
+    let prepare = |p| telegaz_store::PreparedFile::new(p).unwrap();
+    let fa = prepare(parsed(vec![reading(1, "1"), reading(2, "2")]));
+    let fb = prepare(parsed(vec![reading(1, "5")]));
+    let fc = prepare(parsed(vec![reading(3, "3")]));
     match db
         .store_parsed_many(&[(a, d.id, &fa), (b, e.id, &fb), (c, d.id, &fc)])
         .await
