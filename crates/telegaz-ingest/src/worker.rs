@@ -64,6 +64,9 @@ pub const GROUP_UPLOADS: usize = 256;
 /// processed alone; a group is parsed whole before it is stored).
 pub const GROUP_BYTES: u64 = 4 << 20;
 
+/// Uploads of a group read and parsed at once.
+const PARSE_AHEAD: usize = 4;
+
 /// What claiming an upload decided.
 enum Claimed {
     /// Read and parse it.
@@ -263,27 +266,34 @@ impl Ingestor {
         (group, known, ids.get(window.len()..).unwrap_or(&[]))
     }
 
-    /// Read and parse the claimed uploads of a group, one after the other,
-    /// in a task of its own.
+    /// Read and parse the claimed uploads of a group in a task of its own,
+    /// up to [`PARSE_AHEAD`] at once (reading a file is several trips to
+    /// the blocking pool, which a burst of sessions keeps busy), the
+    /// results in the group's order.
     fn parse_group(
         &self,
         ids: Vec<UploadId>,
         mut known: HashMap<UploadId, telegaz_domain::Upload>,
     ) -> ParsingGroup {
+        use futures::StreamExt;
         let me = self.clone();
-        let claimed = ids.clone();
+        let jobs: Vec<_> = ids.iter().map(|id| (*id, known.remove(id))).collect();
         ParsingGroup {
             ids,
             task: tokio::spawn(async move {
-                let mut out = Vec::with_capacity(claimed.len());
-                for id in claimed {
-                    let parsed = match known.remove(&id) {
-                        Some(upload) => me.parse_upload(upload).await,
-                        None => me.read_and_parse(id).await,
-                    };
-                    out.push(parsed);
-                }
-                out
+                futures::stream::iter(jobs)
+                    .map(|(id, upload)| {
+                        let me = me.clone();
+                        async move {
+                            match upload {
+                                Some(upload) => me.parse_upload(upload).await,
+                                None => me.read_and_parse(id).await,
+                            }
+                        }
+                    })
+                    .buffered(PARSE_AHEAD)
+                    .collect::<Vec<_>>()
+                    .await
             }),
         }
     }
