@@ -236,6 +236,34 @@ fn bind_row<'q>(
         .bind(e.line)
 }
 
+/// One multi-row `INSERT` of fresh readings, bound.
+fn insert_readings<'q>(
+    device: DeviceId,
+    id: UploadId,
+    rows: &[&'q Encoded],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut sql = String::from(
+        "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, status, \
+         event_code, checked, upload_id, line) VALUES ",
+    );
+    for i in 0..rows.len() {
+        sql.push_str(if i == 0 {
+            "(?,?,?,?,?,?,?,?,?,?,?)"
+        } else {
+            ",(?,?,?,?,?,?,?,?,?,?,?)"
+        });
+    }
+    // The write transaction holds the database: nothing can have come in
+    // between; the clause only guards the key.
+    sql.push_str(" ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING");
+    // Built only from the constant fragments above; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for e in rows {
+        q = bind_row(q, device, id, e);
+    }
+    q
+}
+
 /// Rows per INSERT statement (11 parameters each; SQLite allows 32766).
 const BATCH: usize = 256;
 /// Rows whose time range is read back with one query: a year of hourly rows
@@ -322,29 +350,18 @@ pub(crate) async fn store_parsed(
         if fresh.is_empty() {
             continue;
         }
-        for fresh in fresh.chunks(BATCH) {
-            let mut sql = String::from(
-                "INSERT INTO readings (device_id, kind, local_time, record_no, utc_offset, quantities, status, \
-                 event_code, checked, upload_id, line) VALUES ",
-            );
-            for i in 0..fresh.len() {
-                sql.push_str(if i == 0 {
-                    "(?,?,?,?,?,?,?,?,?,?,?)"
-                } else {
-                    ",(?,?,?,?,?,?,?,?,?,?,?)"
-                });
-            }
-            // The write transaction holds the database: nothing can have come in
-            // between; the clause only guards the key.
-            sql.push_str(" ON CONFLICT (device_id, kind, local_time, record_no) DO NOTHING");
-            // Built only from the constant fragments above; every value is bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in fresh {
-                q = bind_row(q, device, id, e);
-            }
-            counts.new += q
-                .execute(&mut **tx)
-                .await
+        // Each batch's statement is built and bound while sqlx's worker
+        // thread runs the one before: the two are about a quarter and three
+        // quarters of the time a batch takes, and ran one after the other.
+        let batches: Vec<&[&Encoded]> = fresh.chunks(BATCH).collect();
+        let mut next = batches.first().map(|b| insert_readings(device, id, b));
+        for following in batches.iter().skip(1).map(Some).chain([None]) {
+            let Some(q) = next.take() else { break };
+            let (done, built) = futures::join!(q.execute(&mut **tx), async {
+                following.map(|b| insert_readings(device, id, b))
+            });
+            next = built;
+            counts.new += done
                 .map_err(StoreError::query("storing readings"))?
                 .rows_affected();
         }
