@@ -42,6 +42,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://FILE`; default: `sqlite://<data_dir>/telegaz.db`.
     pub database_url: Option<String>,
+    /// SQLite only: the most starts and ends of uploads committed in one
+    /// transaction (group commit). Default 1: each its own transaction.
+    /// Hundreds acknowledge a fleet calling at the same minute about twice
+    /// as fast, while readings become queryable later during the burst
+    /// (BENCHMARKS.md, "Group commit"). 1 to 4096.
+    pub sqlite_session_group: usize,
     pub ftp: FtpConfig,
     /// Raw-TCP reception (units in TCP mode); off unless `tcp.listen` is set.
     pub tcp: TcpConfig,
@@ -74,6 +80,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./telegaz-data"),
             database_url: None,
+            sqlite_session_group: 1,
             ftp: FtpConfig::default(),
             tcp: TcpConfig::default(),
             web: WebConfig::default(),
@@ -723,6 +730,7 @@ impl WebOverrides {
 const ENV_SECTIONS: &[&str] = &[
     "data_dir",
     "database_url",
+    "sqlite_session_group",
     "ftp",
     "tcp",
     "web",
@@ -895,6 +903,12 @@ impl Config {
                     "{key} must be greater than zero"
                 )));
             }
+        }
+        if !(1..=4096).contains(&self.sqlite_session_group) {
+            return Err(ConfigError::Invalid(format!(
+                "sqlite_session_group is {}; it must be 1 to 4096 (1: every start and end of an upload is its own transaction)",
+                self.sqlite_session_group
+            )));
         }
         if ftp.max_command_line < 512 {
             return Err(ConfigError::Invalid(
@@ -1400,6 +1414,26 @@ mod tests {
             let c = load(&flags)?;
             assert_eq!(c.ftp.listen, "127.0.0.1:3000");
             assert_eq!(c.data_dir, PathBuf::from("/var/lib/telegaz"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sqlite_session_group_from_file_and_env_and_checked() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(&Overrides::default())?.sqlite_session_group, 1);
+            jail.create_file("telegaz.toml", "sqlite_session_group = 64\n")?;
+            assert_eq!(load(&Overrides::default())?.sqlite_session_group, 64);
+            jail.set_env("TELEGAZ_SQLITE_SESSION_GROUP", "512");
+            assert_eq!(load(&Overrides::default())?.sqlite_session_group, 512);
+            for bad in ["0", "4097"] {
+                jail.set_env("TELEGAZ_SQLITE_SESSION_GROUP", bad);
+                let e = load(&Overrides::default()).unwrap_err();
+                assert!(
+                    e.contains("sqlite_session_group") && e.contains("1 to 4096"),
+                    "{e}"
+                );
+            }
             Ok(())
         });
     }

@@ -599,7 +599,28 @@ pub async fn activity_by_device(
 ///
 /// `sqlite://PATH` (created if missing) is the embedded default.
 pub async fn connect(url: &str) -> Result<Arc<dyn Database>> {
-    Ok(match open_backend(url).await? {
+    connect_with(url, &StoreOptions::default()).await
+}
+
+/// Settings of a backend that the URL does not carry.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// SQLite: the most starts and ends of uploads committed in one
+    /// transaction (group commit; see the `sqlite_session_group` setting).
+    pub sqlite_session_group: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sqlite_session_group: sqlite_group::DEFAULT_SESSION_GROUP,
+        }
+    }
+}
+
+/// [`connect`] with options.
+pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Database>> {
+    Ok(match open_backend(url, options).await? {
         Backend::Sqlite(db) => Arc::new(db),
         Backend::Pg(db) => Arc::new(db),
     })
@@ -612,7 +633,7 @@ pub(crate) enum Backend {
 }
 
 /// What [`connect`] opens, before it is made a trait object.
-pub(crate) async fn open_backend(url: &str) -> Result<Backend> {
+pub(crate) async fn open_backend(url: &str, options: &StoreOptions) -> Result<Backend> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -623,7 +644,9 @@ pub(crate) async fn open_backend(url: &str) -> Result<Backend> {
                 hint: "name the database file, e.g. sqlite://./telegaz-data/telegaz.db".into(),
             });
         }
-        return Ok(Backend::Sqlite(SqliteDatabase::open(path).await?));
+        return Ok(Backend::Sqlite(
+            SqliteDatabase::open_with(path, options).await?,
+        ));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Backend::Pg(PgDatabase::open(url).await?));

@@ -376,10 +376,12 @@ enum Side {
 
 impl Side {
     async fn open(url: &str) -> Result<Side> {
-        Ok(match crate::open_backend(url).await? {
-            crate::Backend::Sqlite(db) => Side::Sqlite(db.pool().clone()),
-            crate::Backend::Pg(db) => Side::Pg(db.pool.clone()),
-        })
+        Ok(
+            match crate::open_backend(url, &crate::StoreOptions::default()).await? {
+                crate::Backend::Sqlite(db) => Side::Sqlite(db.pool().clone()),
+                crate::Backend::Pg(db) => Side::Pg(db.pool.clone()),
+            },
+        )
     }
 
     fn kind(&self) -> &'static str {

@@ -55,6 +55,8 @@ pub struct SqliteDatabase {
     finish_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The committer of session writes (see [`crate::sqlite_group`]).
     group: std::sync::Arc<crate::sqlite_group::Group>,
+    /// The most session writes one transaction takes.
+    session_group: usize,
 }
 
 /// A write transaction holding this process's turn to write (see
@@ -90,6 +92,12 @@ impl std::ops::DerefMut for WriteTx {
 impl SqliteDatabase {
     /// Open (creating if missing) the database file and bring its schema up to date.
     pub async fn open(path: &str) -> Result<Self> {
+        Self::open_with(path, &crate::StoreOptions::default()).await
+    }
+
+    /// [`Self::open`] with options.
+    pub async fn open_with(path: &str, options: &crate::StoreOptions) -> Result<Self> {
+        let session_group = options.sqlite_session_group.max(1);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -113,7 +121,12 @@ impl SqliteDatabase {
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             finish_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             group: std::sync::Arc::default(),
+            session_group,
         })
+    }
+
+    pub(crate) fn session_group(&self) -> usize {
+        self.session_group
     }
 
     pub(crate) fn group(&self) -> &std::sync::Arc<crate::sqlite_group::Group> {
@@ -547,6 +560,15 @@ impl Database for SqliteDatabase {
     // ---- end storebench ----
 
     async fn finish_upload(&self, id: UploadId, finish: &UploadFinish) -> Result<FinishedUpload> {
+        if self.session_group == 1 {
+            // Its own transaction, in the lane ahead of ordinary writers.
+            let mut tx = self.finish_write_tx().await?;
+            let done = finish_upload_in(&mut tx, id, finish).await?;
+            tx.commit()
+                .await
+                .map_err(StoreError::query("committing the end of an upload"))?;
+            return Ok(done);
+        }
         self.session_write(|reply| crate::sqlite_group::Job::Finish {
             id,
             finish: finish.clone(),
@@ -1472,6 +1494,16 @@ fn ns_file_from_row(r: &SqliteRow, path: String) -> Result<NsFile> {
 impl SqliteDatabase {
     /// `begin_upload` and `begin_upload_by`: `receiver` NULL or its id.
     async fn insert_upload(&self, upload: &NewUpload, receiver: Option<&str>) -> Result<UploadId> {
+        if self.session_group == 1 {
+            // Its own transaction, in this process's turn like every write
+            // of a session.
+            let mut tx = self.write_tx().await?;
+            let id = insert_upload_in(&mut tx, upload, receiver).await?;
+            tx.commit()
+                .await
+                .map_err(StoreError::query("committing the start of an upload"))?;
+            return Ok(id);
+        }
         self.session_write(|reply| crate::sqlite_group::Job::Begin {
             upload: upload.clone(),
             receiver: receiver.map(str::to_owned),
@@ -1635,10 +1667,18 @@ mod tests {
         );
     }
 
-    async fn open_with_device(dir: &tempfile::TempDir) -> (SqliteDatabase, DeviceId) {
-        let db = SqliteDatabase::open(&dir.path().join("t.db").display().to_string())
-            .await
-            .unwrap();
+    async fn open_with_device(
+        dir: &tempfile::TempDir,
+        sqlite_session_group: usize,
+    ) -> (SqliteDatabase, DeviceId) {
+        let db = SqliteDatabase::open_with(
+            &dir.path().join("t.db").display().to_string(),
+            &crate::StoreOptions {
+                sqlite_session_group,
+            },
+        )
+        .await
+        .unwrap();
         let name = DeviceName::parse("unit-1").unwrap();
         let device = db
             .create_device(NewDevice {
@@ -1682,7 +1722,7 @@ mod tests {
     #[tokio::test]
     async fn session_writes_waiting_for_the_turn_are_committed_together() {
         let dir = tempfile::tempdir().unwrap();
-        let (db, device) = open_with_device(&dir).await;
+        let (db, device) = open_with_device(&dir, 64).await;
         let holder = db.write_tx().await.unwrap();
         let begins: Vec<_> = (0..40)
             .map(|n| {
@@ -1745,6 +1785,57 @@ mod tests {
         }
     }
 
+    /// Groups take at most the configured number of writes, the ends of
+    /// uploads ahead of starts. (With the default of one, every write is a
+    /// transaction of its own, in its lane: see the test above.)
+    #[tokio::test]
+    async fn session_groups_are_bounded_and_ends_go_first() {
+        for (group, commits) in [(4, 3), (2, 5)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (db, device) = open_with_device(&dir, group).await;
+            let mut ids = Vec::new();
+            for n in 0..5 {
+                ids.push(db.begin_upload(&new_upload(device, n)).await.unwrap());
+            }
+            let before = db.group().counts();
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let holder = db.write_tx().await.unwrap();
+            let mut tasks = Vec::new();
+            for n in 5..10 {
+                let (db, order) = (db.clone(), order.clone());
+                tasks.push(tokio::spawn(async move {
+                    db.begin_upload(&new_upload(device, n)).await.unwrap();
+                    order.lock().unwrap().push(format!("begin {n}"));
+                }));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            for (n, id) in ids.iter().copied().enumerate() {
+                let (db, order) = (db.clone(), order.clone());
+                tasks.push(tokio::spawn(async move {
+                    db.finish_upload(id, &complete(n)).await.unwrap();
+                    order.lock().unwrap().push(format!("finish {n}"));
+                }));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            holder.rollback().await.unwrap();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let after = db.group().counts();
+            assert_eq!(
+                (after.0 - before.0, after.1 - before.1),
+                (commits, 10),
+                "group of {group}"
+            );
+            let order = order.lock().unwrap();
+            let first_begin = order.iter().position(|o| o.starts_with("begin")).unwrap();
+            assert!(
+                order[..first_begin].len() >= 4,
+                "group of {group}: the ends went first: {order:?}"
+            );
+        }
+    }
+
     /// The committer runs on the runtime that first needed it; when that
     /// runtime is gone, the next write starts another on its own runtime.
     #[test]
@@ -1754,7 +1845,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (db, device) = first.block_on(open_with_device(&dir));
+        let (db, device) = first.block_on(open_with_device(&dir, 64));
         let a = first
             .block_on(db.begin_upload(&new_upload(device, 1)))
             .unwrap();

@@ -1,19 +1,27 @@
-//! Group commit of the session writes on SQLite: the start and the end of
-//! uploads.
+//! The session writes on SQLite (the start and the end of uploads) and
+//! group commit.
 //!
 //! SQLite has one writer and `synchronous = FULL` makes every commit an
-//! fsync of the WAL. Committed one by one, a fleet uploading at the top of
-//! the hour queued two fsync'd transactions per upload behind each other
-//! while the CPUs idled. Here one task commits them: it takes what is
-//! waiting when the turn to write comes (up to [`MAX_GROUP`] writes), runs
-//! them one after the other in one transaction, commits once, and only then
-//! answers each. Each caller still hears back only once its write is
-//! durable, and a write is never answered from a transaction that did not
-//! commit. When the group fails (one write is refused, say, or the commit
-//! fails), it is rolled back and every write of it is done again in a
-//! transaction of its own, so that one refused write costs the others
-//! nothing and each caller gets its own answer.
+//! fsync of the WAL. One task commits the session writes: when the turn to
+//! write comes, it takes up to
+//! [`StoreOptions::sqlite_session_group`](crate::StoreOptions) of the writes
+//! waiting (ends of uploads first), runs them one after the other in one
+//! transaction, commits once, and only then answers each. Each caller hears
+//! back only once its write is durable, and a write is never answered from
+//! a transaction that did not commit. When a group fails (one write is
+//! refused, say, or the commit fails), it is rolled back and every write of
+//! it is done again in a transaction of its own, so that one refused write
+//! costs the others nothing and each caller gets its own answer.
+//!
+//! With the default group of one there is no committer: each write is its
+//! own transaction in the caller's task, the end of an upload in the lane
+//! ahead of ordinary writers (as before group commit existed; through one
+//! committer task the readings of a burst came later). A fleet that calls
+//! at the same minute is acknowledged about twice as fast with groups of
+//! hundreds, at the cost of fresh readings while it lasts (BENCHMARKS.md,
+//! "Group commit").
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,9 +31,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::sqlite::{SqliteDatabase, WriteTx, finish_upload_in, insert_upload_in};
 use crate::{FinishedUpload, Result, StoreError};
 
-/// Writes committed together at most (a burst of 500 sessions gives
-/// groups of a few dozen to a few hundred).
-const MAX_GROUP: usize = 512;
+/// The most session writes one transaction takes when the configuration
+/// does not say ([`crate::StoreOptions::sqlite_session_group`]): one, each
+/// write its own transaction. Bigger groups acknowledge a burst of uploads
+/// about twice as fast, and on two cores leave the ingest worker less CPU,
+/// so readings become queryable later (BENCHMARKS.md, "Group commit").
+pub const DEFAULT_SESSION_GROUP: usize = 1;
 
 /// One session write waiting for its commit.
 pub(crate) enum Job {
@@ -55,6 +66,10 @@ impl Job {
             Job::Begin { reply, .. } => reply.is_closed(),
             Job::Finish { reply, .. } => reply.is_closed(),
         }
+    }
+
+    fn is_finish(&self) -> bool {
+        matches!(self, Job::Finish { .. })
     }
 
     async fn execute(&self, tx: &mut sqlx::SqliteConnection) -> Result<Done> {
@@ -189,64 +204,100 @@ async fn commit_loop(
     counts: Arc<Counts>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
-    while let Some(first) = jobs.recv().await {
-        let mut waiting = vec![first];
-        take_waiting(&mut jobs, &mut waiting);
+    let max = db.session_group().max(1);
+    let mut pending = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match jobs.recv().await {
+                Some(job) => pending.push_back(job),
+                None => return,
+            }
+        }
+        take_waiting(&mut jobs, &mut pending);
         let tx = db.finish_write_tx().await;
-        // What came in while the turn was awaited goes along.
-        take_waiting(&mut jobs, &mut waiting);
-        waiting.retain(|j| !j.abandoned());
-        if waiting.is_empty() {
+        // What came in while the turn was awaited can go along.
+        take_waiting(&mut jobs, &mut pending);
+        pending.retain(|j| !j.abandoned());
+        let group = next_group(&mut pending, max);
+        if group.is_empty() {
             if let Ok(tx) = tx {
                 let _ = tx.rollback().await;
             }
             continue;
         }
         let result = match tx {
-            Ok(tx) => together(tx, &waiting).await,
+            Ok(tx) => together(tx, &group).await,
             Err(e) => Err(e),
         };
-        match result {
-            Ok(done) => {
-                counts.committed(done.len());
-                for (job, d) in waiting.into_iter().zip(done) {
-                    job.answer(Ok(d));
-                }
+        answer_group(&db, &counts, group, result).await;
+    }
+}
+
+/// Answer a group's writes from its result; when the group failed, do each
+/// write again in a transaction of its own and answer from that.
+async fn answer_group(
+    db: &SqliteDatabase,
+    counts: &Counts,
+    mut group: Vec<Job>,
+    result: Result<Vec<Done>>,
+) {
+    match result {
+        Ok(done) => {
+            counts.committed(done.len());
+            for (job, d) in group.into_iter().zip(done) {
+                job.answer(Ok(d));
             }
-            Err(e) if waiting.len() == 1 => {
-                if let Some(job) = waiting.pop() {
-                    job.answer(Err(e));
-                }
+        }
+        Err(e) if group.len() == 1 => {
+            if let Some(job) = group.pop() {
+                job.answer(Err(e));
             }
-            Err(e) => {
-                tracing::debug!(
-                    error = %e,
-                    writes = waiting.len(),
-                    "session writes failed together; each is done again on its own"
-                );
-                for job in waiting {
-                    let result = match db.finish_write_tx().await {
-                        Ok(tx) => together(tx, std::slice::from_ref(&job)).await,
-                        Err(e) => Err(e),
-                    };
-                    let result = result.and_then(|mut d| d.pop().ok_or_else(mixed_up));
-                    if result.is_ok() {
-                        counts.committed(1);
-                    }
-                    job.answer(result);
+        }
+        Err(e) => {
+            tracing::debug!(
+                error = %e,
+                writes = group.len(),
+                "session writes failed together; each is done again on its own"
+            );
+            for job in group {
+                let result = match db.finish_write_tx().await {
+                    Ok(tx) => together(tx, std::slice::from_ref(&job)).await,
+                    Err(e) => Err(e),
+                };
+                let result = result.and_then(|mut d| d.pop().ok_or_else(mixed_up));
+                if result.is_ok() {
+                    counts.committed(1);
                 }
+                job.answer(result);
             }
         }
     }
 }
 
-fn take_waiting(jobs: &mut mpsc::UnboundedReceiver<Job>, waiting: &mut Vec<Job>) {
-    while waiting.len() < MAX_GROUP {
-        match jobs.try_recv() {
-            Ok(job) => waiting.push(job),
-            Err(_) => break,
-        }
+fn take_waiting(jobs: &mut mpsc::UnboundedReceiver<Job>, pending: &mut VecDeque<Job>) {
+    while let Ok(job) = jobs.try_recv() {
+        pending.push_back(job);
     }
+}
+
+/// Up to `max` writes for the next transaction: the ends of uploads first
+/// (what is in progress is finished first, so that its 226 and its readings
+/// do not wait for sessions that began after it), then starts, each in the
+/// order they came.
+fn next_group(pending: &mut VecDeque<Job>, max: usize) -> Vec<Job> {
+    let mut group = Vec::new();
+    for finishes in [true, false] {
+        let mut rest = VecDeque::with_capacity(pending.len());
+        for job in pending.drain(..) {
+            if group.len() < max && job.is_finish() == finishes {
+                group.push(job);
+            } else {
+                rest.push_back(job);
+            }
+        }
+        *pending = rest;
+    }
+    group
 }
 
 /// Run `jobs` in `tx` and commit: every result, or the first error (the

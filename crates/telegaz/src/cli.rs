@@ -136,7 +136,10 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
     if postgres {
         crate::dburl::check_postgres_reachable(&url, &shown).await?;
     }
-    match telegaz_store::connect(&url).await {
+    let options = telegaz_store::StoreOptions {
+        sqlite_session_group: config.sqlite_session_group,
+    };
+    match telegaz_store::connect_with(&url, &options).await {
         Ok(db) => Ok(db),
         Err(telegaz_store::StoreError::Open { source, .. }) if postgres => Err(anyhow::anyhow!(
             "cannot connect to PostgreSQL at {shown}: {source}. {}",
