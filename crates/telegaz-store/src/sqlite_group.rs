@@ -2,8 +2,8 @@
 //! group commit.
 //!
 //! SQLite has one writer and `synchronous = FULL` makes every commit an
-//! fsync of the WAL. One task commits the session writes: when the turn to
-//! write comes, it takes up to
+//! fsync of the WAL. With a group of more than one, one task commits the
+//! session writes: when the turn to write comes, it takes up to
 //! [`StoreOptions::sqlite_session_group`](crate::StoreOptions) of the writes
 //! waiting (ends of uploads first), runs them one after the other in one
 //! transaction, commits once, and only then answers each. Each caller hears
