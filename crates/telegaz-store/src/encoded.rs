@@ -1,6 +1,8 @@
 //! A parsed file's records encoded for their rows, once, by whoever parsed
 //! the file.
 
+use std::sync::Arc;
+
 use telegaz_domain::{ArchiveRecord, ParsedFile};
 
 use crate::{Result, StoreError};
@@ -20,10 +22,23 @@ pub struct PreparedFile {
 impl PreparedFile {
     /// Encode the records of `parsed`.
     pub fn new(parsed: ParsedFile) -> Result<Self> {
+        // One shared text per archive kind, not one per row.
+        let mut kinds: Vec<(&'static str, Arc<str>)> = Vec::new();
         let rows = parsed
             .records
             .iter()
-            .map(Encoded::new)
+            .map(|r| {
+                let name = r.kind.as_str();
+                let text = match kinds.iter().find(|(k, _)| *k == name) {
+                    Some((_, t)) => Arc::clone(t),
+                    None => {
+                        let t: Arc<str> = Arc::from(name);
+                        kinds.push((name, Arc::clone(&t)));
+                        t
+                    }
+                };
+                Encoded::new(r, text)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(PreparedFile { parsed, rows })
     }
@@ -51,6 +66,10 @@ pub(crate) fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))
 }
 
+fn shared_json<T: serde::Serialize>(v: &T) -> Result<Arc<str>> {
+    json(v).map(Arc::from)
+}
+
 /// `2026-01-14T11:00:00`: fixed width, so that text order is time order.
 pub(crate) fn local_text(t: jiff::civil::DateTime) -> String {
     format!(
@@ -67,37 +86,45 @@ pub(crate) fn local_text(t: jiff::civil::DateTime) -> String {
 /// One record, encoded for its row in either backend. The JSON texts come
 /// from one serializer, so that equal values have equal texts (and equal
 /// JSONB).
+///
+/// The texts are shared (`Arc<str>`): sqlx takes a bound text as its own,
+/// and a `String` or `&str` is copied into a fresh allocation for that,
+/// while an `Arc<str>` is only counted once more. Those copies and their
+/// frees were most of the SQLite writer thread's time.
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub(crate) kind: &'static str,
+    /// `kind` as a shared text, for binding.
+    pub(crate) kind_text: Arc<str>,
     pub(crate) local: jiff::civil::DateTime,
     /// [`local_text`] of `local`, as SQLite stores it.
-    pub(crate) local_text: String,
+    pub(crate) local_text: Arc<str>,
     /// `-1` when the device gave none (part of the key, so never NULL).
     pub(crate) record_no: i64,
     pub(crate) utc_offset: Option<i32>,
-    pub(crate) quantities: String,
-    pub(crate) status: String,
+    pub(crate) quantities: Arc<str>,
+    pub(crate) status: Arc<str>,
     pub(crate) event_code: Option<i32>,
-    pub(crate) checked: String,
+    pub(crate) checked: Arc<str>,
     pub(crate) line: i32,
 }
 
 impl Encoded {
-    fn new(r: &ArchiveRecord) -> Result<Self> {
+    fn new(r: &ArchiveRecord, kind_text: Arc<str>) -> Result<Self> {
         Ok(Encoded {
             kind: r.kind.as_str(),
+            kind_text,
             local: r.local_time,
-            local_text: local_text(r.local_time),
+            local_text: Arc::from(local_text(r.local_time)),
             record_no: r
                 .record_no
                 .and_then(|n| i64::try_from(n).ok())
                 .unwrap_or(-1),
             utc_offset: r.utc_offset_seconds,
-            quantities: json(&r.quantities)?,
-            status: json(&r.status)?,
+            quantities: shared_json(&r.quantities)?,
+            status: shared_json(&r.status)?,
             event_code: r.event_code.map(i32::from),
-            checked: json(&r.check)?,
+            checked: shared_json(&r.check)?,
             line: i32::try_from(r.line).unwrap_or(i32::MAX),
         })
     }

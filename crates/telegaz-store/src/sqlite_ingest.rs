@@ -1,6 +1,7 @@
 //! SQLite side of the ingest pipeline: the queue, readings, conflicts, events.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool};
@@ -191,10 +192,10 @@ fn key(e: &Encoded) -> (&'static str, &str, i64) {
 }
 
 fn same_values(e: &Encoded, other: &Stored) -> bool {
-    e.quantities == other.quantities
-        && e.status == other.status
+    *e.quantities == *other.quantities
+        && *e.status == *other.status
         && e.event_code.map(i64::from) == other.event_code
-        && e.checked == other.checked
+        && *e.checked == *other.checked
 }
 
 /// The values of a stored row, for comparison.
@@ -208,15 +209,16 @@ struct Stored {
 impl From<&Encoded> for Stored {
     fn from(e: &Encoded) -> Self {
         Stored {
-            quantities: e.quantities.clone(),
-            status: e.status.clone(),
+            quantities: e.quantities.to_string(),
+            status: e.status.to_string(),
             event_code: e.event_code.map(i64::from),
-            checked: e.checked.clone(),
+            checked: e.checked.to_string(),
         }
     }
 }
 
 /// Bind a reading's eleven columns, in the order of the `readings` table.
+/// The texts are bound as shared `Arc<str>`s: no copy (see [`Encoded`]).
 fn bind_row<'q>(
     q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
     device: DeviceId,
@@ -224,14 +226,14 @@ fn bind_row<'q>(
     e: &'q Encoded,
 ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
     q.bind(device.0)
-        .bind(e.kind)
-        .bind(&e.local_text)
+        .bind(Arc::clone(&e.kind_text))
+        .bind(Arc::clone(&e.local_text))
         .bind(e.record_no)
         .bind(e.utc_offset)
-        .bind(&e.quantities)
-        .bind(&e.status)
+        .bind(Arc::clone(&e.quantities))
+        .bind(Arc::clone(&e.status))
         .bind(e.event_code)
-        .bind(&e.checked)
+        .bind(Arc::clone(&e.checked))
         .bind(id.0)
         .bind(e.line)
 }
@@ -302,8 +304,8 @@ pub(crate) async fn store_parsed(
             .iter()
             .fold((None::<&str>, None::<&str>), |(lo, hi), e| {
                 (
-                    Some(lo.map_or(e.local_text.as_str(), |l| l.min(e.local_text.as_str()))),
-                    Some(hi.map_or(e.local_text.as_str(), |h| h.max(e.local_text.as_str()))),
+                    Some(lo.map_or(&*e.local_text, |l| l.min(&*e.local_text))),
+                    Some(hi.map_or(&*e.local_text, |h| h.max(&*e.local_text))),
                 )
             });
         let stored = sqlx::query(
@@ -338,7 +340,7 @@ pub(crate) async fn store_parsed(
                 fresh.push(e);
                 continue;
             }
-            match by_key.get(&(e.kind.to_owned(), e.local_text.clone(), e.record_no)) {
+            match by_key.get(&(e.kind.to_owned(), e.local_text.to_string(), e.record_no)) {
                 None => fresh.push(e),
                 Some(v) if same_values(e, v) => counts.duplicate += 1,
                 Some(_) => {
@@ -379,11 +381,11 @@ pub(crate) async fn store_parsed(
             .bind(now)
             .bind(device.0)
             .bind(e.kind)
-            .bind(&e.local_text)
+            .bind(&*e.local_text)
             .bind(e.record_no)
-            .bind(&e.quantities)
-            .bind(&e.status)
-            .bind(&e.checked)
+            .bind(&*e.quantities)
+            .bind(&*e.status)
+            .bind(&*e.checked)
             .execute(&mut **tx)
             .await
             .map_err(StoreError::query("recording a conflicting reading"))?;
