@@ -192,6 +192,14 @@ async fn ours(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // `RUST_LOG=telegaz_ingest=debug` shows each ingest group's parse wait
+    // and store time (on stderr); nothing is logged unless asked.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let dir = tempfile::tempdir_in(".")?;
     println!(
         "generating {} devices x {} days of hourly rows in {}",
