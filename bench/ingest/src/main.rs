@@ -25,10 +25,6 @@ use telegaz_ingest::{Ingestor, Outcome, Profiles};
 use telegaz_spool::Spool;
 use telegaz_store::NewDevice;
 
-/// The allocator of the `telegaz` binary, so that this measures its pipeline.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 struct Args {
     /// Devices, one archive file each.

@@ -25,13 +25,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc, not the system allocator: the SQLite writer thread frees what
-/// the async threads allocated (bound values, rows), which glibc's malloc
-/// serves slowly; `bench/ingest` uses the same allocator so that it
-/// measures this binary's pipeline.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
