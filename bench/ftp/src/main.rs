@@ -59,6 +59,8 @@ struct Results {
     big: Option<Result<(Duration, bool), String>>,
     queryable_ms: Vec<f64>,
     queryable_missing: usize,
+    /// CPU seconds during the burst: the server's process tree, the bench's clients.
+    burst_cpu: Option<(f64, f64)>,
 }
 
 impl Results {
@@ -108,20 +110,33 @@ fn raise_nofile() {
     );
 }
 
-async fn burst_phase(r: &mut Results, addr: SocketAddr, jobs: &[Job], in_flight: usize) -> Burst {
+async fn burst_phase(
+    r: &mut Results,
+    (addr, pid): (SocketAddr, u32),
+    jobs: &[Job],
+    in_flight: usize,
+) -> Burst {
     eprintln!(
         "[{}] burst: {} sessions, {in_flight} in flight",
         r.name,
         jobs.len()
     );
+    let (server0, client0) = (servers::tree_cpu_s(pid), servers::own_cpu_s());
     let b = run_burst(addr, jobs, in_flight).await;
+    let cpu = (
+        servers::tree_cpu_s(pid) - server0,
+        servers::own_cpu_s() - client0,
+    );
+    r.burst_cpu = Some(cpu);
     eprintln!(
-        "[{}] burst: {:.2} s, {} acknowledged, {} errors {:?}",
+        "[{}] burst: {:.2} s, {} acknowledged, {} errors {:?}; CPU: server {:.2} s, bench clients {:.2} s",
         r.name,
         b.total.as_secs_f64(),
         b.acknowledged(),
         b.errors(),
-        b.error_samples()
+        b.error_samples(),
+        cpu.0,
+        cpu.1
     );
     b
 }
@@ -224,7 +239,7 @@ async fn run_telegaz(
     let max_size = (big.len() as u64 + (1 << 20)).max(16 << 20);
     let mut tg = servers::Telegaz::start(bin, tmp, dir.clone(), max_size)?;
     let poller = QueryablePoller::start(&dir, Duration::from_millis(20)).await?;
-    let b = burst_phase(&mut r, tg.ftp, jobs, args.in_flight).await;
+    let b = burst_phase(&mut r, (tg.ftp, tg.process.pid()), jobs, args.in_flight).await;
     let parsed = wait_parsed(&dir, b.acknowledged(), Duration::from_secs(300)).await?;
     let seen = poller.finish().await?;
     eprintln!("[Telegaz] {parsed} uploads parsed");
@@ -281,7 +296,7 @@ async fn run_peer(
         version,
         ..Default::default()
     };
-    let b = burst_phase(&mut r, addr, jobs, args.in_flight).await;
+    let b = burst_phase(&mut r, (addr, pid), jobs, args.in_flight).await;
     r.verified = verify_dir(root, jobs, &b);
     r.burst = Some(b);
     let shared = [(PEER_USER.to_owned(), PEER_PASSWORD.to_owned())];
@@ -374,6 +389,15 @@ fn report(args: &Args, all: &mut [Results], big_len: usize) {
                 ratio(tg.mb_s(big_len), p.mb_s(big_len)),
             );
         }
+    }
+    println!(
+        "\nCPU during the burst (user + system, seconds; the server's whole process tree, and the bench's own clients):\n"
+    );
+    println!("| server | server CPU s | bench clients CPU s |");
+    println!("|---|---:|---:|");
+    for r in std::iter::once(&*tg).chain(peers.iter()) {
+        let (s, c) = r.burst_cpu.unwrap_or((f64::NAN, f64::NAN));
+        println!("| {} | {} | {} |", r.name, fmt(s, 2), fmt(c, 2));
     }
     let mut q = tg.queryable_ms.clone();
     let n = q.len();

@@ -389,8 +389,8 @@ fn status_field(text: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// RSS and PSS summed over `root` and its descendants.
-pub fn tree_memory(root: u32) -> TreeMemory {
+/// `root` and every live descendant, from `/proc`.
+fn tree_pids(root: u32) -> Vec<u32> {
     let mut parent = std::collections::HashMap::<u32, Vec<u32>>::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
@@ -410,9 +410,21 @@ pub fn tree_memory(root: u32) -> TreeMemory {
             }
         }
     }
-    let mut out = TreeMemory::default();
+    let mut out = Vec::new();
     let mut todo = vec![root];
     while let Some(pid) = todo.pop() {
+        out.push(pid);
+        if let Some(kids) = parent.get(&pid) {
+            todo.extend(kids);
+        }
+    }
+    out
+}
+
+/// RSS and PSS summed over `root` and its descendants.
+pub fn tree_memory(root: u32) -> TreeMemory {
+    let mut out = TreeMemory::default();
+    for pid in tree_pids(root) {
         if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             out.processes += 1;
             out.rss_kib += status_field(&s, "VmRSS:").unwrap_or(0);
@@ -420,9 +432,45 @@ pub fn tree_memory(root: u32) -> TreeMemory {
         if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
             out.pss_kib += status_field(&s, "Pss:").unwrap_or(0);
         }
-        if let Some(kids) = parent.get(&pid) {
-            todo.extend(kids);
-        }
     }
     out
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat`,
+/// with those of its children it has waited for. `None` when it is gone.
+fn process_cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state ppid … utime (12th) stime cutime cstime.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    Some(tick(11) + tick(12) + tick(13) + tick(14))
+}
+
+/// Clock ticks a second (`getconf CLK_TCK`; 100 where it cannot be asked).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds used so far by `root` and every live descendant (and the
+/// children they waited for).
+pub fn tree_cpu_s(root: u32) -> f64 {
+    let ticks: u64 = tree_pids(root)
+        .iter()
+        .map(|pid| process_cpu_ticks(&pid.to_string()).unwrap_or(0))
+        .sum();
+    ticks as f64 / clock_ticks()
+}
+
+/// CPU seconds this process (the bench: the clients, and for Telegaz the
+/// reader polling for readings) has used so far.
+pub fn own_cpu_s() -> f64 {
+    process_cpu_ticks("self").unwrap_or(0) as f64 / clock_ticks()
 }
