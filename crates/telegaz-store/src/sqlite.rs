@@ -35,6 +35,12 @@ pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     pool: SqlitePool,
+    /// The one connection write transactions use (behind [`Self::write_turn`],
+    /// so one would be in use at a time anyway). Its page cache stays valid
+    /// from one write to the next: SQLite re-reads the pages of a connection
+    /// whose cache another connection's commit made stale, and with writes
+    /// spread over the pool every write began by reading its pages again.
+    writer: SqlitePool,
     /// The turn to write. SQLite has one writer; a writer that finds the
     /// lock taken waits in SQLite's busy handler, which sleeps (1, 2, 5 …
     /// 25 ms) and tries again, so under many concurrent writers (a fleet
@@ -64,6 +70,26 @@ pub struct SqliteDatabase {
 pub(crate) struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The writer connection, held in this process's turn to write, for a
+/// single statement (see [`SqliteDatabase::write_one`]).
+pub(crate) struct WriteOne {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteOne {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteOne {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
 }
 
 impl WriteTx {
@@ -111,18 +137,32 @@ impl SqliteDatabase {
             // The ingest benchmark stored a year of 1,000 units in 44-56 s
             // against 58-62 s with 4 KiB pages (BENCHMARKS.md, fifth round).
             .page_size(16384);
+        let open_err = |source| StoreError::Open {
+            location: path.to_owned(),
+            source,
+        };
+        // A local file cannot have gone away between two uses: no ping
+        // (a round trip to the connection's thread) before each one.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&pool).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                location: path.to_owned(),
-                source,
-            })?;
-        MIGRATOR.run(&pool).await?;
+            .map_err(open_err)?;
         Ok(SqliteDatabase {
             pool,
+            writer,
             write_turn: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             finish_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
@@ -157,11 +197,30 @@ impl SqliteDatabase {
     /// writers waiting their turn leave the pool's connections to readers),
     /// then begin a write transaction.
     pub(crate) async fn write_tx(&self) -> Result<WriteTx> {
+        let turn = self.ordinary_turn().await;
+        self.begin_write(turn).await
+    }
+
+    /// The turn to write of an ordinary writer: behind the ingest worker and
+    /// the ends of uploads.
+    async fn ordinary_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
         let gate = self.write_gate.lock().await;
         let finishing = self.finish_gate.lock().await;
         let turn = self.write_turn.clone().lock_owned().await;
         drop((finishing, gate));
-        self.begin_write(turn).await
+        turn
+    }
+
+    /// The writer connection in this process's turn, outside a transaction:
+    /// for one statement, which SQLite commits by itself.
+    pub(crate) async fn write_one(&self) -> Result<WriteOne> {
+        let turn = self.ordinary_turn().await;
+        let conn = self
+            .writer
+            .acquire()
+            .await
+            .map_err(StoreError::query("taking the connection that writes"))?;
+        Ok(WriteOne { conn, _turn: turn })
     }
 
     /// [`Self::write_tx`] for the end of an upload, ahead of ordinary writers.
@@ -180,7 +239,7 @@ impl SqliteDatabase {
 
     async fn begin_write(&self, turn: tokio::sync::OwnedMutexGuard<()>) -> Result<WriteTx> {
         let tx = self
-            .pool
+            .writer
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(StoreError::query("starting a write transaction"))?;
@@ -1503,12 +1562,10 @@ impl SqliteDatabase {
         if self.session_group == 1 {
             // Its own transaction, in this process's turn like every write
             // of a session.
-            let mut tx = self.write_tx().await?;
-            let id = insert_upload_in(&mut tx, upload, receiver).await?;
-            tx.commit()
-                .await
-                .map_err(StoreError::query("committing the start of an upload"))?;
-            return Ok(id);
+            // One statement, committed on its own: no BEGIN and COMMIT
+            // round trips to the connection's thread.
+            let mut conn = self.write_one().await?;
+            return insert_upload_in(&mut conn, upload, receiver).await;
         }
         self.session_write(|reply| crate::sqlite_group::Job::Begin {
             upload: upload.clone(),
@@ -1561,51 +1618,35 @@ pub(crate) async fn finish_upload_in(
     id: UploadId,
     finish: &UploadFinish,
 ) -> Result<FinishedUpload> {
-    let row = sqlx::query("SELECT device_id, path FROM uploads WHERE id = ?")
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::query("reading an upload"))?
-        .ok_or_else(|| not_found(format!("upload #{id}")))?;
-    let device: Option<i64> = row
-        .try_get(0)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let path: String = row
-        .try_get(1)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // One statement (one round trip to the connection's thread) instead of
+    // three: the earlier identical upload of the same device is looked up
+    // while the row is updated, and the row says whose it is and where.
     let sha = finish.sha256.to_hex();
-    let duplicate_of = if finish.status == UploadStatus::Complete {
-        sqlx::query(
-            "SELECT id FROM uploads WHERE device_id IS ? AND sha256 = ? AND id <> ? \
-             AND status IN ('complete', 'recovered') ORDER BY id LIMIT 1",
-        )
-        .bind(device)
-        .bind(&sha)
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::query("looking for an earlier identical upload"))?
-        .map(|r| r.try_get::<i64, _>(0).map(UploadId))
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?
-    } else {
-        None
-    };
     let finished = to_text(finish.finished_at);
-    sqlx::query(
-        "UPDATE uploads SET status = ?, size = ?, sha256 = ?, reason = ?, received_at = ?, \
-         duplicate_of = ? WHERE id = ?",
+    let row = sqlx::query(
+        "UPDATE uploads SET status = ?1, size = ?2, sha256 = ?3, reason = ?4, received_at = ?5, \
+         duplicate_of = CASE WHEN ?1 = 'complete' THEN (SELECT e.id FROM uploads e \
+         WHERE e.device_id IS uploads.device_id AND e.sha256 = ?3 AND e.id <> uploads.id \
+         AND e.status IN ('complete', 'recovered') ORDER BY e.id LIMIT 1) END \
+         WHERE id = ?6 RETURNING device_id, path, duplicate_of",
     )
     .bind(finish.status.as_str())
     .bind(size_i64(finish.size)?)
     .bind(&sha)
     .bind(&finish.reason)
     .bind(&finished)
-    .bind(duplicate_of.map(|u| u.0))
     .bind(id.0)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
-    .map_err(StoreError::query("recording the end of an upload"))?;
+    .map_err(StoreError::query("recording the end of an upload"))?
+    .ok_or_else(|| not_found(format!("upload #{id}")))?;
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+    let device: Option<i64> = row.try_get(0).map_err(corrupt)?;
+    let path: String = row.try_get(1).map_err(corrupt)?;
+    let duplicate_of = row
+        .try_get::<Option<i64>, _>(2)
+        .map_err(corrupt)?
+        .map(UploadId);
     if let (Some(device), Some((parent, name))) = (device, split_path(&path)) {
         let device = DeviceId(device);
         ensure_parents(tx, device, &path, &finished).await?;
@@ -1655,6 +1696,68 @@ mod tests {
             assert_eq!(mode, "wal");
             db.pool().close().await;
         }
+    }
+
+    /// Every write transaction runs on the same connection (whose page cache
+    /// then stays valid from one write to the next), whichever connections
+    /// readers hold meanwhile; and a reader is not held up by it.
+    #[tokio::test]
+    async fn writes_share_one_connection_whatever_readers_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .unwrap();
+        // A TEMP table exists on the connection that made it, and only there.
+        let mut tx = db.write_tx().await.unwrap();
+        sqlx::query("CREATE TEMP TABLE mark (x)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // The connection a write ran on is not one a reader can get: readers
+        // take every connection but one of the pool, and none has the mark.
+        let has_mark = async |c: &mut sqlx::SqliteConnection| -> bool {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'mark'",
+            )
+            .fetch_one(c)
+            .await
+            .unwrap()
+                == 1
+        };
+        let mut readers = Vec::new();
+        for _ in 0..7 {
+            let mut c = db.pool().acquire().await.unwrap();
+            assert!(
+                !has_mark(&mut c).await,
+                "a reader got the writer's connection"
+            );
+            readers.push(c);
+        }
+        // The next writes, while readers hold those, find the mark: the same connection.
+        for _ in 0..3 {
+            let mut tx = db.write_tx().await.unwrap();
+            assert!(has_mark(&mut tx).await, "a write ran on another connection");
+            let mut one = {
+                tx.commit().await.unwrap();
+                db.write_one().await.unwrap()
+            };
+            assert!(
+                has_mark(&mut one).await,
+                "a write ran on another connection"
+            );
+        }
+        // A read while a write transaction is open: served by a free connection.
+        drop(readers);
+        let _tx = db.write_tx().await.unwrap();
+        let n: i64 = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::query_scalar("SELECT COUNT(*) FROM uploads").fetch_one(db.pool()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 0);
     }
 
     /// Writers of the process wait their turn in order; the ingest worker's
