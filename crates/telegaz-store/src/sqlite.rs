@@ -31,6 +31,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// (busy timeout) instead of failing on lock upgrade.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Audit events written by one statement (nine values each).
+const AUDIT_ROWS: usize = 64;
+
 /// The SQLite [`Database`].
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
@@ -1216,23 +1219,39 @@ impl Database for SqliteDatabase {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO audit (at, kind, session, peer, device_id, login, upload_id, outcome, detail) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(to_text(e.at))
-            .bind(e.kind.as_str())
-            .bind(&e.session)
-            .bind(&e.peer)
-            .bind(e.device_id.map(|d| d.0))
-            .bind(&e.login)
-            .bind(e.upload_id.map(|u| u.0))
-            .bind(&e.outcome)
-            .bind(&e.detail)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("writing the audit trail"))?;
+        // Multi-row statements, in the given order (ids grow with it): one
+        // round trip to the connection's thread for up to AUDIT_ROWS events
+        // instead of one each (a burst of 2,000 sessions makes 10,000).
+        for chunk in events.chunks(AUDIT_ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO audit (at, kind, session, peer, device_id, login, upload_id, outcome, detail) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 {
+                    "(?,?,?,?,?,?,?,?,?)"
+                } else {
+                    ",(?,?,?,?,?,?,?,?,?)"
+                });
+            }
+            // Built only from the constant fragments above; every value is
+            // bound. Full chunks share one cached statement; the last, shorter
+            // one is not kept in the connection's cache.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == AUDIT_ROWS);
+            for e in chunk {
+                q = q
+                    .bind(to_text(e.at))
+                    .bind(e.kind.as_str())
+                    .bind(&e.session)
+                    .bind(&e.peer)
+                    .bind(e.device_id.map(|d| d.0))
+                    .bind(&e.login)
+                    .bind(e.upload_id.map(|u| u.0))
+                    .bind(&e.outcome)
+                    .bind(&e.detail);
+            }
+            q.execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("writing the audit trail"))?;
         }
         tx.commit()
             .await

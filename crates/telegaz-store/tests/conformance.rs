@@ -276,6 +276,7 @@ conformance!(
     api_tokens_are_found_by_hash_and_revocable,
     device_activity_summarises_the_fleet,
     audit_pages_newest_first_and_filters_by_login,
+    a_large_audit_batch_is_stored_whole_and_in_order,
     alerts_open_once_per_condition_and_resolve_with_a_notice,
     notifications_are_sent_once_per_notifier_and_retried,
     readings_far_in_the_past_and_future_are_kept,
@@ -729,6 +730,50 @@ async fn device_activity_summarises_the_fleet(db: &dyn Database) {
         Some(at("2026-11-20T08:00:00Z")),
         "a login is contact"
     );
+}
+
+/// More events than one statement of the SQLite backend takes (64), and
+/// not a multiple of it: every event, every field, in the given order.
+async fn a_large_audit_batch_is_stored_whole_and_in_order(db: &dyn Database) {
+    let d = device(db, "unit-audit").await;
+    let kinds = [
+        AuditKind::LoginFailed,
+        AuditKind::UploadStarted,
+        AuditKind::UploadFinished,
+    ];
+    let events: Vec<NewAuditEvent> = (0..150)
+        .map(|i| {
+            let mut e = NewAuditEvent::new(kinds[i % 3], &format!("outcome {i}"));
+            e.at = at(&format!("2026-11-25T{:02}:{:02}:00Z", 10 + i / 60, i % 60));
+            e.session = (i % 2 == 0).then(|| format!("s{i}"));
+            e.peer = Some(format!("198.51.100.{}:{}", i % 250, 40000 + i));
+            e.device_id = (i % 5 != 0).then_some(d.id);
+            e.login = Some(format!("login-{i}"));
+            e.detail = format!("detail {i}: «кириллица»");
+            e
+        })
+        .collect();
+    db.insert_audit(&events).await.unwrap();
+    let stored = db
+        .list_audit(&AuditFilter {
+            limit: Some(1000),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), events.len());
+    let mut stored = stored;
+    stored.sort_by_key(|e| e.id);
+    for (i, (e, s)) in events.iter().zip(&stored).enumerate() {
+        assert_eq!(s.at, e.at, "event {i}");
+        assert_eq!(s.kind, e.kind, "event {i}");
+        assert_eq!(s.session, e.session, "event {i}");
+        assert_eq!(s.peer, e.peer, "event {i}");
+        assert_eq!(s.device_id, e.device_id, "event {i}");
+        assert_eq!(s.login, e.login, "event {i}");
+        assert_eq!(s.outcome, e.outcome, "event {i}");
+        assert_eq!(s.detail, e.detail, "event {i}");
+    }
 }
 
 async fn audit_pages_newest_first_and_filters_by_login(db: &dyn Database) {
