@@ -43,8 +43,8 @@ pub struct Config {
     /// `sqlite://FILE`; default: `sqlite://<data_dir>/telegaz.db`.
     pub database_url: Option<String>,
     /// SQLite only: the most starts and ends of uploads committed in one
-    /// transaction (group commit). Default 32 (BENCHMARKS.md, "Session
-    /// groups of 32"); 1: each its own transaction. Hundreds acknowledge a
+    /// transaction (group commit). Default 16 (BENCHMARKS.md, "Session
+    /// groups"); 1: each its own transaction. Hundreds acknowledge a
     /// fleet calling at the same minute faster still, while its readings
     /// become queryable seconds later during the burst. 1 to 4096.
     pub sqlite_session_group: usize,
@@ -80,7 +80,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./telegaz-data"),
             database_url: None,
-            sqlite_session_group: 32,
+            sqlite_session_group: 16,
             ftp: FtpConfig::default(),
             tcp: TcpConfig::default(),
             web: WebConfig::default(),
@@ -1421,7 +1421,7 @@ mod tests {
     #[test]
     fn sqlite_session_group_from_file_and_env_and_checked() {
         Jail::expect_with(|jail| {
-            assert_eq!(load(&Overrides::default())?.sqlite_session_group, 32);
+            assert_eq!(load(&Overrides::default())?.sqlite_session_group, 16);
             jail.create_file("telegaz.toml", "sqlite_session_group = 64\n")?;
             assert_eq!(load(&Overrides::default())?.sqlite_session_group, 64);
             jail.set_env("TELEGAZ_SQLITE_SESSION_GROUP", "512");

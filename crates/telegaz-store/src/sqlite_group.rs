@@ -32,13 +32,14 @@ use crate::sqlite::{SqliteDatabase, WriteTx, finish_upload_in, insert_upload_in}
 use crate::{FinishedUpload, Result, StoreError};
 
 /// The most session writes one transaction takes when the configuration
-/// does not say ([`crate::StoreOptions::sqlite_session_group`]): 32. In the
-/// burst of 2,000 units (BENCHMARKS.md, "Session groups of 32") that
-/// acknowledged the fleet in 3.9-4.5 s against 5.6-6.6 s with each write its
-/// own transaction, and kept its readings queryable within 0.54-0.67 s (p99);
-/// with groups of 64 and more the ingest worker gets too little of two
-/// cores and the p99 reached 1.1 s and more.
-pub const DEFAULT_SESSION_GROUP: usize = 32;
+/// does not say ([`crate::StoreOptions::sqlite_session_group`]): 16. In the
+/// burst of 2,000 units (BENCHMARKS.md, "Session groups") that acknowledged
+/// the fleet in 4.3-5.1 s against 5.6-6.6 s with each write its own
+/// transaction, and kept its readings queryable within 0.36-0.56 s (p99).
+/// Groups of 32 were a little faster (4.2-4.7 s) but their p99 went up to
+/// 1.0 s when the machine was busier, and 64 to 1.1 s: the ingest worker
+/// gets too little of two cores.
+pub const DEFAULT_SESSION_GROUP: usize = 16;
 
 /// One session write waiting for its commit.
 pub(crate) enum Job {
