@@ -743,7 +743,7 @@ async fn a_large_audit_batch_is_stored_whole_and_in_order(db: &dyn Database) {
     ];
     let events: Vec<NewAuditEvent> = (0..150)
         .map(|i| {
-            let mut e = NewAuditEvent::new(kinds[i % 3], &format!("outcome {i}"));
+            let mut e = NewAuditEvent::new(kinds[i % 3], format!("outcome {i}"));
             e.at = at(&format!("2026-11-25T{:02}:{:02}:00Z", 10 + i / 60, i % 60));
             e.session = (i % 2 == 0).then(|| format!("s{i}"));
             e.peer = Some(format!("198.51.100.{}:{}", i % 250, 40000 + i));
