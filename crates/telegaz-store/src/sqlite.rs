@@ -1579,10 +1579,9 @@ impl SqliteDatabase {
     /// `begin_upload` and `begin_upload_by`: `receiver` NULL or its id.
     async fn insert_upload(&self, upload: &NewUpload, receiver: Option<&str>) -> Result<UploadId> {
         if self.session_group == 1 {
-            // Its own transaction, in this process's turn like every write
-            // of a session.
-            // One statement, committed on its own: no BEGIN and COMMIT
-            // round trips to the connection's thread.
+            // One statement, its own transaction (SQLite commits it), in
+            // this process's turn like every write of a session: no BEGIN
+            // and COMMIT round trips to the connection's thread.
             let mut conn = self.write_one().await?;
             return insert_upload_in(&mut conn, upload, receiver).await;
         }
