@@ -342,26 +342,32 @@ pub(crate) async fn recent_upload_times(
     pool: &SqlitePool,
     per_device: u32,
 ) -> Result<Vec<(DeviceId, Vec<Timestamp>)>> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM devices WHERE enabled = 1 ORDER BY id")
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::query("listing devices"))?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        // Through the index by device: the newest few only.
-        let times: Vec<String> = sqlx::query_scalar(
-            "SELECT started_at FROM uploads WHERE device_id = ? ORDER BY id DESC LIMIT ?",
-        )
-        .bind(id)
-        .bind(i64::from(per_device))
-        .fetch_all(pool)
-        .await
-        .map_err(StoreError::query("reading upload times"))?;
-        let times = times
-            .iter()
-            .map(|t| from_text(t))
-            .collect::<Result<Vec<_>>>()?;
-        out.push((DeviceId(id), times));
+    // One statement for the whole fleet (a statement is a round trip to the
+    // connection's thread: one a device was 10,000 a minute at 10,000
+    // units); each device's newest few through the index by device.
+    let rows = sqlx::query(
+        "SELECT d.id, u.started_at FROM devices d \
+         LEFT JOIN uploads u ON u.id IN ( \
+           SELECT x.id FROM uploads x WHERE x.device_id = d.id ORDER BY x.id DESC LIMIT ?) \
+         WHERE d.enabled = 1 ORDER BY d.id, u.id DESC",
+    )
+    .bind(i64::from(per_device))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading upload times"))?;
+    let err = |e: sqlx::Error| StoreError::Corrupt(format!("upload time row: {e}"));
+    let mut out: Vec<(DeviceId, Vec<Timestamp>)> = Vec::new();
+    for row in &rows {
+        let id = DeviceId(row.try_get(0).map_err(err)?);
+        let at = row
+            .try_get::<Option<String>, _>(1)
+            .map_err(err)?
+            .map(|t| from_text(&t))
+            .transpose()?;
+        match out.last_mut() {
+            Some((last, times)) if *last == id => times.extend(at),
+            _ => out.push((id, at.into_iter().collect())),
+        }
     }
     Ok(out)
 }

@@ -509,7 +509,7 @@ async fn notifications_are_sent_once_per_notifier_and_retried(db: &dyn Database)
     let (n, oldest) = db.ingest_backlog().await.unwrap();
     assert_eq!(n, 1);
     assert!(oldest.is_some());
-    // Upload times, newest first, per enabled device.
+    // Upload times, newest first, per enabled device, at most as many as asked.
     let d = device(db, "unit-t").await;
     upload(db, d.id, "/1", 1).await;
     upload(db, d.id, "/2", 2).await;
@@ -517,6 +517,40 @@ async fn notifications_are_sent_once_per_notifier_and_retried(db: &dyn Database)
     let mine = &times.iter().find(|(id, _)| *id == d.id).unwrap().1;
     assert_eq!(mine.len(), 2);
     assert!(mine[0] >= mine[1]);
+    let many = device(db, "unit-many").await;
+    let mut started = Vec::new();
+    for i in 0..7 {
+        let id = upload(db, many.id, &format!("/m{i}"), 1).await;
+        started.push(db.upload(id).await.unwrap().unwrap().started_at);
+    }
+    let quiet = device(db, "unit-quiet").await;
+    let off = device(db, "unit-off").await;
+    upload(db, off.id, "/x", 1).await;
+    db.update_device(
+        off.id,
+        DeviceUpdate {
+            enabled: Some(false),
+            ..DeviceUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    let times = db.recent_upload_times(5).await.unwrap();
+    let of = |id| times.iter().find(|(d, _)| *d == id).map(|(_, t)| t.clone());
+    let newest: Vec<_> = started.iter().rev().take(5).copied().collect();
+    assert_eq!(of(many.id), Some(newest), "the five newest, newest first");
+    assert_eq!(
+        of(quiet.id),
+        Some(vec![]),
+        "a unit without uploads is listed"
+    );
+    assert_eq!(of(off.id), None, "a disabled unit is not");
+    assert_eq!(of(d.id).map(|t| t.len()), Some(2));
+    let ids: Vec<_> = times.iter().map(|(d, _)| *d).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "one entry a unit, in id order");
 }
 
 async fn users_sessions_and_roles(db: &dyn Database) {
