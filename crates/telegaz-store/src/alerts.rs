@@ -74,3 +74,19 @@ pub struct NotificationSend {
     pub last_error: Option<String>,
     pub sent_at: Option<Timestamp>,
 }
+
+/// Rows of `(device, upload time)` ordered by device (a device without
+/// uploads as one row without a time) gathered into one entry a device, in
+/// the rows' order: what `recent_upload_times` returns on both backends.
+pub(crate) fn times_by_device(
+    rows: impl IntoIterator<Item = (DeviceId, Option<Timestamp>)>,
+) -> Vec<(DeviceId, Vec<Timestamp>)> {
+    let mut out: Vec<(DeviceId, Vec<Timestamp>)> = Vec::new();
+    for (id, at) in rows {
+        match out.last_mut() {
+            Some((last, times)) if *last == id => times.extend(at),
+            _ => out.push((id, at.into_iter().collect())),
+        }
+    }
+    out
+}

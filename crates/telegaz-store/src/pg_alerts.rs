@@ -394,18 +394,17 @@ pub(crate) async fn recent_upload_times(
     .fetch_all(&db.pool)
     .await
     .map_err(StoreError::query("reading upload times"))?;
-    let mut out: Vec<(DeviceId, Vec<Timestamp>)> = Vec::new();
     let err = |e: sqlx::Error| StoreError::Corrupt(format!("upload time row: {e}"));
-    for row in &rows {
-        let id = DeviceId(row.try_get("id").map_err(err)?);
-        let at = row
-            .try_get::<Option<PgTime>, _>("started_at")
-            .map_err(err)?
-            .map(|t| t.0);
-        match out.last_mut() {
-            Some((last, times)) if *last == id => times.extend(at),
-            _ => out.push((id, at.into_iter().collect())),
-        }
-    }
-    Ok(out)
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let id = DeviceId(row.try_get("id").map_err(err)?);
+            let at = row
+                .try_get::<Option<PgTime>, _>("started_at")
+                .map_err(err)?
+                .map(|t| t.0);
+            Ok((id, at))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(crate::alerts::times_by_device(rows))
 }

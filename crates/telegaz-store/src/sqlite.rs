@@ -68,53 +68,40 @@ pub struct SqliteDatabase {
     session_group: usize,
 }
 
-/// A write transaction holding this process's turn to write (see
-/// [`SqliteDatabase`]); it derefs to the connection, like a transaction.
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+/// A connection (or a transaction on it) holding this process's turn to
+/// write (see [`SqliteDatabase`]); it derefs to the connection.
+pub(crate) struct InTurn<C> {
+    conn: C,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
-/// The writer connection, held in this process's turn to write, for a
-/// single statement (see [`SqliteDatabase::write_one`]).
-pub(crate) struct WriteOne {
-    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+/// A write transaction in this process's turn to write.
+pub(crate) type WriteTx = InTurn<sqlx::Transaction<'static, sqlx::Sqlite>>;
+
+/// The writer connection in this process's turn to write, for a single
+/// statement (see [`SqliteDatabase::write_one`]).
+pub(crate) type WriteOne = InTurn<sqlx::pool::PoolConnection<sqlx::Sqlite>>;
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.conn.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.conn.rollback().await
+    }
 }
 
-impl std::ops::Deref for WriteOne {
+impl<C: std::ops::DerefMut<Target = sqlx::SqliteConnection>> std::ops::Deref for InTurn<C> {
     type Target = sqlx::SqliteConnection;
     fn deref(&self) -> &Self::Target {
         &self.conn
     }
 }
 
-impl std::ops::DerefMut for WriteOne {
+impl<C: std::ops::DerefMut<Target = sqlx::SqliteConnection>> std::ops::DerefMut for InTurn<C> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.conn
-    }
-}
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub(crate) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
     }
 }
 
@@ -223,7 +210,7 @@ impl SqliteDatabase {
             .acquire()
             .await
             .map_err(StoreError::query("taking the connection that writes"))?;
-        Ok(WriteOne { conn, _turn: turn })
+        Ok(InTurn { conn, _turn: turn })
     }
 
     /// [`Self::write_tx`] for the end of an upload, ahead of ordinary writers.
@@ -246,7 +233,10 @@ impl SqliteDatabase {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(StoreError::query("starting a write transaction"))?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(InTurn {
+            conn: tx,
+            _turn: turn,
+        })
     }
 }
 

@@ -356,18 +356,17 @@ pub(crate) async fn recent_upload_times(
     .await
     .map_err(StoreError::query("reading upload times"))?;
     let err = |e: sqlx::Error| StoreError::Corrupt(format!("upload time row: {e}"));
-    let mut out: Vec<(DeviceId, Vec<Timestamp>)> = Vec::new();
-    for row in &rows {
-        let id = DeviceId(row.try_get(0).map_err(err)?);
-        let at = row
-            .try_get::<Option<String>, _>(1)
-            .map_err(err)?
-            .map(|t| from_text(&t))
-            .transpose()?;
-        match out.last_mut() {
-            Some((last, times)) if *last == id => times.extend(at),
-            _ => out.push((id, at.into_iter().collect())),
-        }
-    }
-    Ok(out)
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let id = DeviceId(row.try_get(0).map_err(err)?);
+            let at = row
+                .try_get::<Option<String>, _>(1)
+                .map_err(err)?
+                .map(|t| from_text(&t))
+                .transpose()?;
+            Ok((id, at))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(crate::alerts::times_by_device(rows))
 }
